@@ -1,0 +1,5 @@
+"""(in progress)"""
+
+
+def rules():
+    return []

@@ -1,0 +1,174 @@
+"""`redox_cargo_package`: one sandboxed, offline cargo build per package -> staged tree."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests, RemovePrefix
+from pants.engine.process import FallibleProcessResult, Process
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    HydratedSources,
+    HydrateSourcesRequest,
+    SourcesField,
+    Targets,
+    UnparsedAddressInputs,
+)
+from pants.engine.unions import UnionRule
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+from redox.subsystems.toolchain import RedoxToolchainSubsystem
+from redox.target_types import (
+    CargoBinsField,
+    CargoBuildStdFeaturesField,
+    CargoBuildStdField,
+    CargoEntryField,
+    CargoFeaturesField,
+    CargoLinkerScriptField,
+    CargoNoDefaultFeaturesField,
+    CargoPackageNameField,
+    CargoProfileField,
+    CargoRustflagsField,
+    CargoSourcesField,
+    CargoTargetSpecField,
+    CargoVendorField,
+    RedoxInstallField,
+    RedoxTargetTripleField,
+)
+from redox.util_rules.redox_tools import RedoxToolProcess
+from redox.util_rules.staged_tree import (
+    StagedTree,
+    StagedTreeFieldSet,
+    StagedTreePackageRequest,
+)
+from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
+
+SPEC_FILE = "__cargo_build_spec.json"
+OUT_DIR = "__staged"
+
+
+class PackageBuildError(Exception):
+    """A package failed to build; the message names the target and the cause."""
+
+
+@dataclass(frozen=True)
+class CargoPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
+    required_fields = (CargoSourcesField, RedoxTargetTripleField)
+
+    sources: CargoSourcesField
+    rust_target: RedoxTargetTripleField
+    target_spec: CargoTargetSpecField
+    linker_script: CargoLinkerScriptField
+    build_std: CargoBuildStdField
+    build_std_features: CargoBuildStdFeaturesField
+    features: CargoFeaturesField
+    no_default_features: CargoNoDefaultFeaturesField
+    rustflags: CargoRustflagsField
+    profile: CargoProfileField
+    cargo_package: CargoPackageNameField
+    bins: CargoBinsField
+    entry: CargoEntryField
+    vendor: CargoVendorField
+    install: RedoxInstallField
+    output_path: OutputPathField
+
+
+def triple_of(fs: CargoPackageFieldSet) -> str:
+    return "custom" if fs.target_spec.value else (fs.rust_target.value or "")
+
+
+@rule(desc="Build a Redox Cargo package", level=LogLevel.DEBUG)
+async def build_cargo_package(
+    field_set: CargoPackageFieldSet, toolchain_subsystem: RedoxToolchainSubsystem
+) -> StagedTree:
+    address = field_set.address
+    triple = triple_of(field_set)
+    if not field_set.install.value:
+        raise PackageBuildError(f"{address}: `install` is empty, so the package would stage nothing")
+    vendor_targets = await Get(Targets, UnparsedAddressInputs, field_set.vendor.to_unparsed_address_inputs())
+    for t in vendor_targets:
+        if not t.has_field(SourcesField):
+            raise PackageBuildError(
+                f"{address}: vendor target {t.address} has no files; use a `files` target over a cargo vendor directory"
+            )
+    toolchain, sources, vendor_files = await MultiGet(
+        Get(RedoxToolchain, RedoxToolchainRequest(triple, needs_rust_src=bool(field_set.build_std.value))),
+        Get(HydratedSources, HydrateSourcesRequest(field_set.sources)),
+        Get(SourceFiles, SourceFilesRequest([t[SourcesField] for t in vendor_targets])),
+    )
+    spec = {
+        "package": str(address),
+        "crate_dir": address.spec_path,
+        "toolchain": json.loads(toolchain.env_json()),
+        "target": triple,
+        "target_spec": field_set.target_spec.value,
+        "linker_script": field_set.linker_script.value,
+        "entry": field_set.entry.value,
+        "build_std": list(field_set.build_std.value or ()),
+        "build_std_features": list(field_set.build_std_features.value or ()),
+        "features": list(field_set.features.value or ()),
+        "no_default_features": bool(field_set.no_default_features.value),
+        "rustflags": list(field_set.rustflags.value or ()),
+        "profile": field_set.profile.value or "release",
+        "cargo_package": field_set.cargo_package.value,
+        "bins": list(field_set.bins.value or ()),
+        # A vendor target's files are a cargo vendor directory rooted at the target's directory.
+        "vendor_dirs": [t.address.spec_path for t in vendor_targets],
+        "install": dict(field_set.install.value),
+        "out_dir": OUT_DIR,
+        "path": list(toolchain_subsystem.search_path) + ["/usr/bin", "/bin"],
+    }
+    spec_digest = await Get(
+        Digest, CreateDigest([FileContent(SPEC_FILE, json.dumps(spec, sort_keys=True, indent=1).encode())])
+    )
+    input_digest = await Get(Digest, MergeDigests([sources.snapshot.digest, spec_digest, vendor_files.snapshot.digest]))
+    process = await Get(
+        Process,
+        RedoxToolProcess(
+            module="redox_tools.cargo_build",
+            args=(SPEC_FILE,),
+            description=f"cargo build {address} ({triple})",
+            input_digest=input_digest,
+            output_directories=(OUT_DIR,),
+            env=_fingerprint_env(toolchain),
+            level=LogLevel.INFO,
+        ),
+    )
+    process = dataclasses.replace(
+        process,
+        immutable_input_digests={**process.immutable_input_digests, **toolchain.immutable_input_digests},
+    )
+    result = await Get(FallibleProcessResult, Process, process)
+    if result.exit_code != 0:
+        raise PackageBuildError(_failure_message(result))
+    staged = await Get(Digest, RemovePrefix(result.output_digest, OUT_DIR))
+    files = tuple(sorted(v.lstrip("/") for v in field_set.install.value.values()))
+    return StagedTree(address, staged, files)
+
+
+def _fingerprint_env(toolchain: RedoxToolchain) -> FrozenDict[str, str]:
+    # The toolchain's fingerprint is part of the process key even for host-path tools.
+    return FrozenDict({"REDOX_TOOLCHAIN_FINGERPRINT": toolchain.fingerprint})
+
+
+def _failure_message(result: FallibleProcessResult) -> str:
+    err = result.stderr.decode(errors="replace").strip()
+    lines = [ln[len("error: ") :] if ln.startswith("error: ") else ln for ln in err.splitlines()]
+    return "\n".join(lines) or f"build failed with exit code {result.exit_code}"
+
+
+@rule(desc="Package a Redox Cargo package", level=LogLevel.DEBUG)
+async def package_cargo_package(field_set: CargoPackageFieldSet) -> BuiltPackage:
+    return await Get(BuiltPackage, StagedTreePackageRequest(field_set.address, field_set.output_path))
+
+
+def rules():
+    return [
+        *collect_rules(),
+        UnionRule(PackageFieldSet, CargoPackageFieldSet),
+        UnionRule(StagedTreeFieldSet, CargoPackageFieldSet),
+    ]

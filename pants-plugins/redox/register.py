@@ -1,0 +1,27 @@
+"""The redox backend: builds Redox OS packages, initfs and disk images with Pants.
+
+Enable with `backend_packages.add = ["redox"]` (and `pythonpath` pointing at pants-plugins/).
+"""
+from __future__ import annotations
+
+from redox import target_types as vocabulary
+from redox.goals import boot_test, c_package, cargo_package, disk_image, initfs
+from redox.util_rules import dependency_inference, redox_tools, staged_tree, toolchain
+
+
+def target_types():
+    return vocabulary.target_types()
+
+
+def rules():
+    return [
+        *toolchain.rules(),
+        *redox_tools.rules(),
+        *staged_tree.rules(),
+        *dependency_inference.rules(),
+        *cargo_package.rules(),
+        *c_package.rules(),
+        *initfs.rules(),
+        *disk_image.rules(),
+        *boot_test.rules(),
+    ]

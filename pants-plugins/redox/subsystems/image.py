@@ -1,0 +1,24 @@
+"""`[redox-image]`: defaults shared by image-building targets."""
+from __future__ import annotations
+
+from pants.option.option_types import IntOption, StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import help_text
+
+
+class RedoxImageSubsystem(Subsystem):
+    options_scope = "redox-image"
+    help = "Defaults for initfs and disk images."
+
+    source_date_epoch = IntOption(
+        default=0,
+        help=help_text(
+            """
+            Timestamp (seconds since 1970) of every file, directory and filesystem in images unless
+            a target sets its own. Fixed by default so two builds give identical bytes.
+            """
+        ),
+    )
+    ovmf_code = StrOption(default="/usr/share/OVMF/OVMF_CODE_4M.fd", help="OVMF firmware code (read-only pflash).")
+    ovmf_vars = StrOption(default="/usr/share/OVMF/OVMF_VARS_4M.fd", help="OVMF variable store template (copied per VM).")
+    qemu = StrOption(default="/usr/bin/qemu-system-x86_64", help="QEMU system emulator used by boot tests and runners.")

@@ -1,0 +1,93 @@
+"""Run the pure tools (`redox_tools.*`) as processes.
+
+The tools are ordinary Python in this repo (`pants-plugins/redox_tools`, resolve `redox-tools`).
+Their venv is built from that target's transitive closure with Pants' own PEX machinery, so the
+interpreter, the locked requirements and the tool sources are all part of every cache key, and
+the same code runs by hand as `python -m redox_tools.<module>`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.engine.addresses import Address, AddressInput
+from pants.engine.fs import Digest
+from pants.engine.process import Process, ProcessCacheScope
+from pants.engine.rules import Get, collect_rules, rule
+from pants.option.option_types import StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+
+class RedoxToolsSubsystem(Subsystem):
+    options_scope = "redox-tools"
+    help = "The pure-Python tools (format writers, manifests, VM control) the redox rules run."
+
+    target = StrOption(
+        default="pants-plugins/redox_tools:redox_tools",
+        help="Address of the `python_sources` target holding the `redox_tools` package.",
+    )
+
+
+@dataclass(frozen=True)
+class RedoxToolsVenv:
+    pex: VenvPex
+
+
+@rule(desc="Build the redox_tools venv", level=LogLevel.DEBUG)
+async def redox_tools_venv(subsystem: RedoxToolsSubsystem) -> RedoxToolsVenv:
+    address = await Get(
+        Address, AddressInput, AddressInput.parse(subsystem.target, description_of_origin="[redox-tools].target")
+    )
+    pex_request = await Get(
+        PexRequest,
+        PexFromTargetsRequest(
+            [address],
+            output_filename="redox_tools.pex",
+            internal_only=True,
+            description="redox_tools venv",
+        ),
+    )
+    return RedoxToolsVenv(await Get(VenvPex, PexRequest, pex_request))
+
+
+@dataclass(frozen=True)
+class RedoxToolProcess:
+    """Run `python -m <module> <args...>` with the tools' venv."""
+
+    module: str
+    args: Tuple[str, ...]
+    description: str
+    input_digest: Optional[Digest] = None
+    output_files: Tuple[str, ...] = ()
+    output_directories: Tuple[str, ...] = ()
+    env: FrozenDict[str, str] = FrozenDict()
+    timeout_seconds: Optional[int] = None
+    cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
+    level: LogLevel = LogLevel.INFO
+
+
+@rule
+async def redox_tool_process(request: RedoxToolProcess, venv: RedoxToolsVenv) -> Process:
+    return await Get(
+        Process,
+        VenvPexProcess(
+            venv.pex,
+            argv=("-m", request.module, *request.args),
+            description=request.description,
+            input_digest=request.input_digest,
+            output_files=request.output_files or None,
+            output_directories=request.output_directories or None,
+            extra_env=request.env or None,
+            timeout_seconds=request.timeout_seconds,
+            cache_scope=request.cache_scope,
+            level=request.level,
+        ),
+    )
+
+
+def rules():
+    return [*collect_rules(), *RedoxToolsSubsystem.rules()]
