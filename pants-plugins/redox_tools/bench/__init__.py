@@ -1,0 +1,1 @@
+"""Benchmarks and long fuzz runs: `python -m redox_tools.bench.<name>` prints figures."""
