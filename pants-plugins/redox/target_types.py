@@ -210,6 +210,16 @@ class CargoEntryField(StringField):
     help = "Entry symbol passed to the linker (`-C link-arg=--entry=<sym>`) for freestanding binaries."
 
 
+class CargoNasmSourcesField(StringSequenceField):
+    alias = "nasm_sources"
+    help = help_text(
+        """
+        Assembly files (relative to the crate) assembled with `nasm -f elf64` and linked into the
+        binary, like the kernel's trampoline.
+        """
+    )
+
+
 class CargoVendorField(SpecialCasedDependencies):
     alias = "vendor"
     help = help_text(
@@ -239,6 +249,7 @@ class RedoxCargoPackageTarget(Target):
         CargoPackageNameField,
         CargoBinsField,
         CargoEntryField,
+        CargoNasmSourcesField,
         CargoVendorField,
         RedoxInstallField,
         OutputPathField,

@@ -52,6 +52,7 @@ class Spec:
     target_spec: Optional[str] = None
     linker_script: Optional[str] = None
     entry: Optional[str] = None
+    nasm_sources: List[str] = field(default_factory=list)
     build_std: List[str] = field(default_factory=list)
     build_std_features: List[str] = field(default_factory=list)
     features: List[str] = field(default_factory=list)
@@ -145,7 +146,37 @@ def target_args(spec: Spec, root: str) -> Tuple[List[str], str]:
     return ["--target", spec.target], spec.target
 
 
-def rustflags(spec: Spec, root: str) -> List[str]:
+def assemble_nasm(spec: Spec, root: str, obj_dir: str) -> List[str]:
+    """Assemble the crate's nasm sources to ELF64 objects; returns absolute object paths (the
+    linker runs from a temporary directory, so relative paths would not resolve)."""
+    if not spec.nasm_sources:
+        return []
+    tools = spec.toolchain.get("tools", {})
+    assert isinstance(tools, dict)
+    nasm = tools.get("nasm")
+    if not nasm:
+        raise CargoBuildError(f"{spec.package}: `nasm_sources` needs nasm, and the toolchain has none (install nasm)")
+    os.makedirs(obj_dir, exist_ok=True)
+    objects = []
+    for src in spec.nasm_sources:
+        path = os.path.join(root, spec.crate_dir, src)
+        if not os.path.isfile(path):
+            raise CargoBuildError(f"{spec.package}: nasm source {src} not found in the crate")
+        obj = os.path.join(obj_dir, os.path.splitext(src.replace("/", "_"))[0] + ".o")
+        proc = subprocess.run(
+            [resolve(str(nasm), root), "-f", "elf64", "-o", obj, src],
+            cwd=os.path.join(root, spec.crate_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise CargoBuildError(f"{spec.package}: nasm failed on {src}:\n{tail(proc.stdout)}")
+        objects.append(obj)
+    return objects
+
+
+def rustflags(spec: Spec, root: str, objects: Sequence[str] = ()) -> List[str]:
     tools = spec.toolchain.get("tools", {})
     assert isinstance(tools, dict)
     flags = [f"--remap-path-prefix={root}=/redox-pants"]
@@ -159,6 +190,7 @@ def rustflags(spec: Spec, root: str) -> List[str]:
         flags.append(f"-Clink-arg=-T{script}")
     if spec.entry:
         flags.append(f"-Clink-arg=--entry={spec.entry}")
+    flags += [f"-Clink-arg={o}" for o in objects]
     return flags + list(spec.rustflags)
 
 
@@ -214,6 +246,7 @@ def build(spec: Spec) -> List[str]:
     if not os.path.isfile(manifest):
         raise CargoBuildError(f"{spec.package}: no Cargo.toml in {spec.crate_dir}")
     targs, target_name = target_args(spec, root)
+    objects = assemble_nasm(spec, root, os.path.join(work, "obj"))
     args = [
         resolve(str(tools["cargo"]), root),
         "build",
@@ -246,7 +279,7 @@ def build(spec: Spec) -> List[str]:
         "CARGO_HOME": cargo_home,
         "RUSTC": resolve(str(tools["rustc"]), root),
         "RUSTC_BOOTSTRAP": "1",
-        "CARGO_ENCODED_RUSTFLAGS": "\x1f".join(rustflags(spec, root)),
+        "CARGO_ENCODED_RUSTFLAGS": "\x1f".join(rustflags(spec, root, objects)),
         "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
         "CARGO_TERM_COLOR": "never",
         "CARGO_INCREMENTAL": "0",

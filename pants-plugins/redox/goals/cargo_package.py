@@ -29,6 +29,7 @@ from redox.target_types import (
     CargoEntryField,
     CargoFeaturesField,
     CargoLinkerScriptField,
+    CargoNasmSourcesField,
     CargoNoDefaultFeaturesField,
     CargoPackageNameField,
     CargoProfileField,
@@ -72,9 +73,18 @@ class CargoPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     cargo_package: CargoPackageNameField
     bins: CargoBinsField
     entry: CargoEntryField
+    nasm_sources: CargoNasmSourcesField
     vendor: CargoVendorField
     install: RedoxInstallField
     output_path: OutputPathField
+
+
+def crate_dir(address, files) -> str:
+    """The directory of the crate's root Cargo.toml among the target's sources (the shallowest)."""
+    manifests = sorted((f for f in files if f.rsplit("/", 1)[-1] == "Cargo.toml"), key=lambda f: (f.count("/"), f))
+    if not manifests:
+        raise PackageBuildError(f"{address}: no Cargo.toml among the target's `sources`")
+    return manifests[0].rsplit("/", 1)[0] if "/" in manifests[0] else ""
 
 
 def triple_of(fs: CargoPackageFieldSet) -> str:
@@ -102,12 +112,13 @@ async def build_cargo_package(
     )
     spec = {
         "package": str(address),
-        "crate_dir": address.spec_path,
+        "crate_dir": crate_dir(address, sources.snapshot.files),
         "toolchain": json.loads(toolchain.env_json()),
         "target": triple,
         "target_spec": field_set.target_spec.value,
         "linker_script": field_set.linker_script.value,
         "entry": field_set.entry.value,
+        "nasm_sources": list(field_set.nasm_sources.value or ()),
         "build_std": list(field_set.build_std.value or ()),
         "build_std_features": list(field_set.build_std_features.value or ()),
         "features": list(field_set.features.value or ()),
