@@ -1,0 +1,135 @@
+"""Mutation fuzzing of the GPT reader: every case must read or raise GptError (nothing else).
+
+    python -m redox_tools.bench.gpt_fuzz [-n 10000] [--seed 1]
+
+The seed is a 1 MiB disk with a Redox-like table. Mutations hit the MBR, the primary header,
+the array, the backup; about half of the cases re-sign the header/array CRCs so that the
+checks behind the CRCs (sizes, LBAs, overlaps, backup consistency) are reached.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import random
+import struct
+import time
+import traceback
+import uuid
+import zlib
+from typing import Counter, Dict, List, Optional, Sequence
+
+from redox_tools import gpt
+from redox_tools.gpt import GptError, Partition
+
+SIZE = 1 << 20
+LAST = SIZE // 512 - 1
+
+
+def seed_image() -> bytes:
+    parts = [
+        Partition("BIOS", gpt.BIOS_BOOT, uuid.UUID(int=1), 34, 199),
+        Partition("EFI", gpt.EFI_SYSTEM, uuid.UUID(int=2), 200, 999),
+        Partition("REDOX", gpt.LINUX_FS, uuid.UUID(int=3), 1000, 2000),
+    ]
+    f = io.BytesIO(bytes(SIZE))
+    gpt.write_gpt(f, SIZE, parts, uuid.UUID(int=99))
+    return f.getvalue()
+
+
+def _resign(d: bytearray, hdr_off: int, rng: random.Random) -> None:
+    alba, n, esz = struct.unpack_from("<QII", d, hdr_off + 72, )
+    if rng.random() < 0.9 and 0 < n * esz <= 1 << 20 and alba * 512 + n * esz <= len(d):
+        struct.pack_into("<I", d, hdr_off + 88, zlib.crc32(bytes(d[alba * 512 : alba * 512 + n * esz])) & 0xFFFFFFFF)
+    hs, = struct.unpack_from("<I", d, hdr_off + 12)
+    if 92 <= hs <= 512:
+        struct.pack_into("<I", d, hdr_off + 16, 0)
+        struct.pack_into("<I", d, hdr_off + 16, zlib.crc32(bytes(d[hdr_off : hdr_off + hs])) & 0xFFFFFFFF)
+
+
+INTERESTING = [0, 1, 2, 33, 34, 0x7F, 0x80, 0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF, LAST, LAST - 32, LAST - 33]
+
+
+def mutate(rng: random.Random, base: bytes) -> bytes:
+    d = bytearray(base)
+    backup = LAST * 512
+    for _ in range(rng.randint(1, 6)):
+        r = rng.random()
+        if r < 0.15:
+            off = rng.randrange(440, 512)
+        elif r < 0.5:
+            off = rng.randrange(512, 512 + 92)
+        elif r < 0.8:
+            off = rng.randrange(1024, 1024 + 3 * 128)
+        elif r < 0.95:
+            off = rng.randrange(backup, backup + 92)
+        else:
+            off = rng.randrange(0, len(d))
+        if rng.random() < 0.3:  # a whole integer field set to an interesting value
+            width = rng.choice([4, 8])
+            off -= off % width
+            val = rng.choice(INTERESTING) & ((1 << (8 * width)) - 1)
+            d[off : off + width] = val.to_bytes(width, "little")
+        else:
+            d[off] = rng.randrange(256)
+    if rng.random() < 0.5:
+        _resign(d, 512, rng)
+        if rng.random() < 0.7:
+            d[backup + 72 : backup + 92] = d[512 + 72 : 512 + 92]
+            struct.pack_into("<Q", d, backup + 72, LAST - 32)
+            d[(LAST - 32) * 512 : (LAST - 32) * 512 + 16384] = d[1024 : 1024 + 16384]
+            _resign(d, backup, rng)
+    if rng.random() < 0.05:
+        del d[rng.randrange(0, len(d)) :]
+    return bytes(d)
+
+
+def exercise(data: bytes, check_backup: bool) -> str:
+    try:
+        gpt.read_gpt(io.BytesIO(data), check_backup=check_backup)
+        return "ok"
+    except GptError:
+        return "GptError"
+
+
+def run(n: int, seed: int = 1, *, raise_crash: bool = True) -> Dict[str, object]:
+    rng = random.Random(seed)
+    base = seed_image()
+    counts: Counter[str] = collections.Counter()
+    crashes: List[str] = []
+    slowest = 0.0
+    t0 = time.perf_counter()
+    for i in range(n):
+        data = mutate(rng, base)
+        t = time.perf_counter()
+        try:
+            res = exercise(data, check_backup=i % 4 != 0)
+        except Exception as e:
+            if raise_crash:
+                raise
+            res = "CRASH"
+            crashes.append(f"case {i}: {type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
+        slowest = max(slowest, time.perf_counter() - t)
+        counts[res] += 1
+    return dict(cases=n, seconds=time.perf_counter() - t0, slowest_case=slowest, counts=dict(counts), crashes=crashes)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m redox_tools.bench.gpt_fuzz")
+    ap.add_argument("-n", type=int, default=10000)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args(argv)
+    res = run(a.n, a.seed, raise_crash=False)
+    print(f"gpt_fuzz: {res['cases']} cases in {res['seconds']:.1f} s "
+          f"({res['cases'] / res['seconds']:.0f}/s), slowest case {res['slowest_case'] * 1000:.1f} ms")
+    for k, v in sorted(res["counts"].items()):  # type: ignore[union-attr]
+        print(f"  {k:<10} {v}")
+    crashes = res["crashes"]
+    print(f"  crashes (non-GptError): {len(crashes)}")  # type: ignore[arg-type]
+    for c in crashes[:5]:  # type: ignore[index]
+        print(c)
+    return 1 if crashes else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
