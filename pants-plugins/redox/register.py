@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from redox import target_types as vocabulary
 from redox.goals import boot_test, c_package, cargo_package, disk_image, initfs
-from redox.util_rules import dependency_inference, redox_tools, staged_tree, toolchain
+from redox.util_rules import (
+    dependency_inference,
+    image_inputs,
+    redox_tools,
+    references,
+    staged_tree,
+    toolchain,
+)
 
 
 def target_types():
@@ -18,6 +25,8 @@ def rules():
         *toolchain.rules(),
         *redox_tools.rules(),
         *staged_tree.rules(),
+        *references.rules(),
+        *image_inputs.rules(),
         *dependency_inference.rules(),
         *cargo_package.rules(),
         *c_package.rules(),

@@ -155,7 +155,7 @@ async def build_cargo_package(
     )
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code != 0:
-        raise PackageBuildError(_failure_message(result))
+        raise PackageBuildError(failure_message(result))
     staged = await Get(Digest, RemovePrefix(result.output_digest, OUT_DIR))
     files = tuple(sorted(v.lstrip("/") for v in field_set.install.value.values()))
     return StagedTree(address, staged, files)
@@ -166,7 +166,7 @@ def _fingerprint_env(toolchain: RedoxToolchain) -> FrozenDict[str, str]:
     return FrozenDict({"REDOX_TOOLCHAIN_FINGERPRINT": toolchain.fingerprint})
 
 
-def _failure_message(result: FallibleProcessResult) -> str:
+def failure_message(result: FallibleProcessResult) -> str:
     err = result.stderr.decode(errors="replace").strip()
     lines = [ln[len("error: ") :] if ln.startswith("error: ") else ln for ln in err.splitlines()]
     return "\n".join(lines) or f"build failed with exit code {result.exit_code}"

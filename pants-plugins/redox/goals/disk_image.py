@@ -1,5 +1,159 @@
-"""(in progress)"""
+"""`redox_disk_image`: root trees + kernel + initfs + bootloader -> sparse GPT disk image."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Tuple
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.engine.addresses import Address
+from pants.engine.fs import AddPrefix, Digest, MergeDigests
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from redox.goals.cargo_package import PackageBuildError, failure_message
+from redox.goals.initfs import InitfsImage, InitfsImageRequest
+from redox.subsystems.image import RedoxImageSubsystem
+from redox.target_types import (
+    DiskImageBootloaderField,
+    DiskImageEspSizeField,
+    DiskImageInitfsField,
+    DiskImageKernelField,
+    DiskImageRequireBootFilesField,
+    DiskImageRootField,
+    DiskImageSizeField,
+    DiskImageSourceDateEpochField,
+)
+from redox.util_rules.image_inputs import ImageTrees, ImageTreesRequest
+from redox.util_rules.redox_tools import RedoxToolProcess
+from redox.util_rules.references import FileReferenceRequest, ResolvedFile, parse_reference
+
+KERNEL_PATH = "/usr/lib/boot/kernel"
+INITFS_PATH = "/usr/lib/boot/initfs"
+
+
+@dataclass(frozen=True)
+class DiskImageFieldSet(PackageFieldSet):
+    required_fields = (DiskImageBootloaderField, DiskImageSizeField)
+
+    dependencies: DiskImageRootField
+    kernel: DiskImageKernelField
+    initfs: DiskImageInitfsField
+    bootloader: DiskImageBootloaderField
+    size: DiskImageSizeField
+    esp_size_mib: DiskImageEspSizeField
+    source_date_epoch: DiskImageSourceDateEpochField
+    require_boot_files: DiskImageRequireBootFilesField
+    output_path: OutputPathField
+
+
+@dataclass(frozen=True)
+class DiskImage:
+    address: Address
+    digest: Digest  # holds exactly `path`
+    path: str
+
+
+@dataclass(frozen=True)
+class DiskImageRequest:
+    address: Address
+    description_of_origin: str
+
+
+@rule(desc="Build a Redox disk image", level=LogLevel.DEBUG)
+async def build_disk_image(field_set: DiskImageFieldSet, image: RedoxImageSubsystem) -> DiskImage:
+    address = field_set.address
+    here = address.spec_path
+    epoch = field_set.source_date_epoch.value
+    epoch = image.source_date_epoch if epoch is None else epoch
+
+    bootloader_get = Get(
+        ResolvedFile,
+        FileReferenceRequest(
+            field_set.bootloader.value or "",
+            here,
+            f"the `bootloader` field of {address}",
+            ("EFI/BOOT/BOOTX64.EFI", "usr/lib/boot/bootloader.efi"),
+        ),
+    )
+    trees_get = Get(ImageTrees, ImageTreesRequest(address, field_set.dependencies, f"the `dependencies` of {address}"))
+    bootloader, trees = await MultiGet(bootloader_get, trees_get)
+
+    digests: List[Digest] = [trees.digest, await Get(Digest, AddPrefix(bootloader.digest, "__efi"))]
+    file_args: List[str] = []
+    if field_set.kernel.value:
+        kernel = await Get(
+            ResolvedFile,
+            FileReferenceRequest(field_set.kernel.value, here, f"the `kernel` field of {address}", (KERNEL_PATH[1:],)),
+        )
+        digests.append(await Get(Digest, AddPrefix(kernel.digest, "__kernel")))
+        file_args += ["--file", f"{KERNEL_PATH}=__kernel/{kernel.path}:755"]
+    if field_set.initfs.value:
+        initfs_address = await Get(
+            Address,
+            parse_reference(field_set.initfs.value, relative_to=here, origin=f"the `initfs` field of {address}"),
+        )
+        initfs = await Get(InitfsImage, InitfsImageRequest(initfs_address, f"the `initfs` field of {address}"))
+        digests.append(await Get(Digest, AddPrefix(initfs.digest, "__initfs")))
+        file_args += ["--file", f"{INITFS_PATH}=__initfs/{initfs.path}:644"]
+
+    out = field_set.output_path.value_or_default(file_ending="img")
+    args: Tuple[str, ...] = (
+        "disk",
+        *trees.tree_args,
+        *file_args,
+        "--efi",
+        f"__efi/{bootloader.path}",
+        "--size",
+        field_set.size.value or "512M",
+        "--esp-size-mib",
+        str(field_set.esp_size_mib.value),
+        "--source-date-epoch",
+        str(epoch),
+        *(() if field_set.require_boot_files.value else ("--no-require-boot-files",)),
+        "--manifest-out",
+        f"{out}.manifest.json",
+        "-o",
+        out,
+    )
+    process = await Get(
+        Process,
+        RedoxToolProcess(
+            module="redox_tools.assemble",
+            args=args,
+            description=f"Write disk image {address}",
+            input_digest=await Get(Digest, MergeDigests(digests)),
+            output_files=(out, f"{out}.manifest.json"),
+        ),
+    )
+    result = await Get(FallibleProcessResult, Process, process)
+    if result.exit_code != 0:
+        raise PackageBuildError(f"{address}: " + failure_message(result))
+    return DiskImage(address, result.output_digest, out)
+
+
+@rule
+async def disk_image_for_address(request: DiskImageRequest) -> DiskImage:
+    wrapped = await Get(
+        WrappedTarget, WrappedTargetRequest(request.address, description_of_origin=request.description_of_origin)
+    )
+    if not DiskImageFieldSet.is_applicable(wrapped.target):
+        raise PackageBuildError(
+            f"{request.description_of_origin}: {request.address} is a `{wrapped.target.alias}`, "
+            "not a `redox_disk_image`"
+        )
+    return await Get(DiskImage, DiskImageFieldSet, DiskImageFieldSet.create(wrapped.target))
+
+
+@rule(desc="Package a Redox disk image", level=LogLevel.DEBUG)
+async def package_disk_image(field_set: DiskImageFieldSet) -> BuiltPackage:
+    image = await Get(DiskImage, DiskImageFieldSet, field_set)
+    return BuiltPackage(
+        image.digest, (BuiltPackageArtifact(image.path), BuiltPackageArtifact(f"{image.path}.manifest.json"))
+    )
 
 
 def rules():
-    return []
+    return [*collect_rules(), UnionRule(PackageFieldSet, DiskImageFieldSet)]

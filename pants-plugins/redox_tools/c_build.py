@@ -1,0 +1,121 @@
+"""Compile C for Redox with clang (freestanding until a relibc sysroot is wired in).
+
+    python -m redox_tools.c_build SPEC.json
+
+The spec names the sources, the target triple, the clang/ar paths, extra flags, the output kind
+(`object`: one .o per source; `static_lib`: lib<name>.a) and the install map. Host include
+directories are never searched (`-nostdinc`): only clang's own freestanding headers, plus a
+sysroot's include dir when one is given. Source paths stay relative so objects do not record the
+sandbox directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+from redox_tools.errors import ToolError, run_main
+
+
+class CBuildError(ToolError):
+    pass
+
+
+@dataclass
+class CSpec:
+    package: str
+    name: str
+    sources: List[str]
+    clang: str
+    ar: Optional[str] = None
+    triple: str = "x86_64-unknown-redox"
+    cflags: List[str] = field(default_factory=list)
+    output_kind: str = "object"
+    sysroot_include: Optional[str] = None
+    install: Dict[str, str] = field(default_factory=dict)
+    out_dir: str = "__staged"
+    work_dir: str = "__cbuild"
+    path: List[str] = field(default_factory=lambda: ["/usr/bin", "/bin"])
+
+
+REDOX_DEFINES = ["-D__redox__", "-D__unix__"]
+
+
+def compile_flags(spec: CSpec, resource_include: str) -> List[str]:
+    flags = [f"--target={spec.triple}", "-ffreestanding", "-nostdinc", "-isystem", resource_include]
+    if spec.sysroot_include:
+        flags += ["-isystem", spec.sysroot_include]
+    if spec.triple.endswith("-redox"):
+        flags += REDOX_DEFINES
+    return flags + ["-O2", "-ffile-prefix-map=" + os.getcwd() + "=/redox-pants", *spec.cflags]
+
+
+def run(args: Sequence[str], spec: CSpec, what: str) -> str:
+    env = {"PATH": os.pathsep.join(spec.path), "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0")}
+    proc = subprocess.run(list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise CBuildError(f"{spec.package}: {what} failed:\n" + "\n".join(proc.stdout.splitlines()[-40:]))
+    return proc.stdout
+
+
+def build(spec: CSpec) -> List[str]:
+    c_sources = [s for s in spec.sources if s.endswith((".c", ".S", ".s"))]
+    if not c_sources:
+        raise CBuildError(f"{spec.package}: no C sources (.c/.S/.s) among `sources`")
+    resource_include = run([spec.clang, "-print-resource-dir"], spec, "clang -print-resource-dir").strip() + "/include"
+    os.makedirs(spec.work_dir, exist_ok=True)
+    flags = compile_flags(spec, resource_include)
+    objects: Dict[str, str] = {}
+    for src in sorted(c_sources):
+        obj_name = os.path.splitext(os.path.basename(src))[0] + ".o"
+        if obj_name in objects:
+            raise CBuildError(f"{spec.package}: two sources compile to {obj_name}: {objects[obj_name]} and {src}")
+        out = os.path.join(spec.work_dir, obj_name)
+        run([spec.clang, *flags, "-c", src, "-o", out], spec, f"compiling {src}")
+        objects[obj_name] = out
+    outputs = dict(objects)
+    if spec.output_kind == "static_lib":
+        if not spec.ar:
+            raise CBuildError(f"{spec.package}: a static library needs llvm-ar (install llvm-22)")
+        lib = os.path.join(spec.work_dir, f"lib{spec.name}.a")
+        # 'D': deterministic archive (zero uid/gid/mtime).
+        run([spec.ar, "rcsD", lib, *[objects[k] for k in sorted(objects)]], spec, "llvm-ar")
+        outputs = {f"lib{spec.name}.a": lib}
+    installed = []
+    for name, dest in sorted(spec.install.items()):
+        if name not in outputs:
+            raise CBuildError(
+                f"{spec.package}: `install` names `{name}`, but the build produced {', '.join(sorted(outputs))}"
+            )
+        rel = dest.lstrip("/")
+        if not rel or ".." in rel.split("/"):
+            raise CBuildError(f"{spec.package}: install path {dest!r} for `{name}` is not inside the image")
+        target = os.path.join(spec.out_dir, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(outputs[name], target)
+        os.chmod(target, 0o644)
+        installed.append(rel)
+    return installed
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m redox_tools.c_build")
+    parser.add_argument("spec")
+    args = parser.parse_args(argv)
+    with open(args.spec) as f:
+        data = json.load(f)
+    try:
+        spec = CSpec(**data)
+    except TypeError as e:
+        raise CBuildError(f"bad C build spec {args.spec}: {e}") from None
+    for p in build(spec):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
