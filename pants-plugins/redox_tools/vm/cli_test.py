@@ -1,0 +1,70 @@
+"""CLI input handling: bad input is one `error:` line and exit status 2, before any VM starts."""
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from redox_tools.errors import run_main
+from redox_tools.vm import cli
+
+
+def run(argv, monkeypatch, env=None):
+    for k in ("CH_CPUS", "CH_MEMORY", "CH_HUGEPAGES", "CH_DIRECT_IO", "CH_BINARY", "CH_FIRMWARE"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in (env or {}).items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SystemExit) as e:
+        run_main(cli.main, argv)
+    return e.value.code
+
+
+@pytest.fixture
+def img(tmp_path):
+    p = tmp_path / "disk.img"
+    p.write_bytes(b"\0" * 4096)
+    return str(p)
+
+
+@pytest.mark.parametrize("args,env,words", [
+    (["--milestone", "broken"], {}, ["expected name=regex"]),
+    (["--milestone", "a=(x"], {}, ["bad regex"]),
+    (["--milestone", "a=x"], {"CH_MEMORY": "2T"}, ["CH_MEMORY='2T'"]),
+    (["--milestone", "a=x"], {"CH_HUGEPAGES": "sometimes"}, ["CH_HUGEPAGES='sometimes'"]),
+    (["--milestone", "a=x", "--forward", "22"], {}, []),  # valid: only check it gets past parsing
+    ([], {}, ["at least one --milestone"]),
+    (["--milestone", "a=x", "--hypervisor", "cloud-hypervisor"], {"PATH": "/nonexistent"},
+     ["--hypervisor cloud-hypervisor is not usable", "not found on PATH"]),
+    (["--milestone", "a=x", "--fail", "nope"], {}, ["--fail 'nope'"]),
+])
+def test_boottest_bad_input(args, env, words, img, monkeypatch, capsys, tmp_path):
+    if args[-2:] == ["--forward", "22"]:
+        # A valid forward: stop before a VM starts by pointing at a missing OVMF.
+        args = args + ["--ovmf-code", str(tmp_path / "missing.fd")]
+        words = ["firmware code", "missing.fd"]
+    code = run(["boottest", "--image", img, "--work-dir", str(tmp_path / "w")] + args, monkeypatch, env)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("error: ")
+    for w in words:
+        assert w in err[-1]
+
+
+def test_missing_image(monkeypatch, capsys, tmp_path):
+    code = run(["boottest", "--image", str(tmp_path / "nope.img"), "--milestone", "a=x",
+                "--work-dir", str(tmp_path / "w"), "--hypervisor", "qemu"], monkeypatch)
+    assert code == 2 and "nope.img does not exist" in capsys.readouterr().err
+
+
+def test_argv_command_prints_command_line(img, monkeypatch, capsys):
+    code = run(["argv", "--image", img, "--hypervisor", "qemu", "--forward", "2222:22"], monkeypatch,
+               {"CH_CPUS": "3", "CH_MEMORY": "1G", "CH_DIRECT_IO": "yes"})
+    out, err = capsys.readouterr()
+    assert code == 0 and err.startswith("using QEMU+")
+    argv = shlex.split(out)
+    assert argv[argv.index("-smp") + 1] == "3" and argv[argv.index("-m") + 1] == "1024M"
+    assert "hostfwd=tcp:127.0.0.1:2222-:22" in out and "cache=none,aio=native" in out
+    # CLI flags beat the environment
+    code = run(["argv", "--image", img, "--hypervisor", "qemu", "--cpus", "1"], monkeypatch, {"CH_CPUS": "3"})
+    argv = shlex.split(capsys.readouterr().out)
+    assert argv[argv.index("-smp") + 1] == "1"
