@@ -1,0 +1,955 @@
+"""RedoxFS v8 image writer: the reference layout of docs/formats/redoxfs.md §13.
+
+`write_redoxfs(out, manifest, offset=..., size=...)` lays out the whole filesystem first
+(node ids in depth-first pre-order, blocks from 256 upward with buddy alignment, DirLists +
+HTree, BlockLists, tree lists, allocation log), then streams file contents in id order in
+bounded batches: each batch reads its records straight into numpy staging arrays, hashes all
+records of one size together (`seahash_rows`), builds the finished node blocks, and writes
+contiguous disk runs with `os.pwritev`. Only blocks that carry data are written, so the image
+stays sparse; peak memory is bounded by the batch budget (~32 MiB of staged data) whatever
+the image or file sizes.
+
+Times: every node gets mtime = atime = the entry's mtime and ctime = `ctime` if given, else
+its mtime (nanoseconds 0). The root directory (implicit in a manifest) and any implied parent
+directory get mode 0o755, uid/gid 0 and time `ctime` if given, else the largest mtime of the
+manifest (0 if empty).
+
+Default UUID: the first 16 bytes of SHA-256 over "redoxfs-uuid-v1\\0" + canonical JSON of
+{"entries": [(path, kind, mode, uid, gid, mtime, size, sha256, target) for each entry in path
+order], "size": size, "ctime": ctime}, with the RFC 4122 version-4/variant bits set. It
+depends only on what the image holds (not on host source paths), so the same input gives the
+same UUID.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+from concurrent.futures import Future, ThreadPoolExecutor
+import hashlib
+import json
+import os
+import stat as stat_mod
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from redox_tools.manifest import DIR, FILE, SYMLINK, Entry
+from redox_tools.redoxfs.format import (
+    ALLOC_ENTRIES,
+    BLOCK_SIZE,
+    BLOCKLIST_ENTRIES,
+    DIR_ENTRY_MAX_LENGTH,
+    DIRLIST_BYTES,
+    FLAG_INLINE,
+    HEADER_RING,
+    HTREE_ENTRIES,
+    INLINE_MAX,
+    INLINE_OFFSET,
+    LEVEL_TABLE,
+    MODE_DIR,
+    MODE_FILE,
+    MODE_SYMLINK,
+    NODE_STRUCT,
+    RECORD_LEVEL,
+    SIGNATURE,
+    TREE_ENTRIES,
+    VERSION,
+    RedoxFSError,
+    make_addr,
+    name_hash,
+    next_node_id,
+    record_level_for,
+)
+from redox_tools.seahash import seahash, seahash_rows
+
+__all__ = ["write_redoxfs", "size_needed", "default_uuid", "MIN_FREE_BLOCKS"]
+
+# Free blocks (beyond the allocation-log blocks) a written image keeps at least at its end,
+# so the daemon's first read-write mount can rewrite the log (§10.3 "leave free space").
+MIN_FREE_BLOCKS = 64
+
+BATCH_BYTES = 32 << 20  # staged record bytes per batch
+BATCH_NODES = 4096  # node blocks per batch (16 MiB)
+IOV_MAX = 1024
+MAX_U32 = 0xFFFFFFFF
+MAX_U64 = 0xFFFFFFFFFFFFFFFF
+
+_ROOT_MODE = 0o755
+_HTREE_DTYPE = np.dtype([("h", "<u4"), ("a", "<u8"), ("x", "<u8")])  # packed, 20 bytes
+# records reachable per tier: level0 direct, then 1..4 levels of BlockLists (§8.2)
+_TIERS = [(cnt, depth) for (_, cnt, depth) in LEVEL_TABLE]
+
+
+class _Node:
+    __slots__ = (
+        "path", "name", "kind", "mode", "uid", "gid", "mtime", "ctime", "children", "id", "block",
+        "size", "src", "data", "rl", "nrec", "last_level", "rec_base", "lists", "tops", "blocks",
+        "dirlists", "dl_keys", "htree", "rec_hash", "hash",
+    )
+
+    def __init__(self, path: str, name: bytes, kind: str, mode: int, uid: int, gid: int, mtime: int, ctime: int):
+        self.path = path
+        self.name = name
+        self.kind = kind
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.mtime = mtime
+        self.ctime = ctime
+        self.children: List["_Node"] = []
+        self.id = 0
+        self.block = 0
+        self.size = 0
+        self.src: Optional[str] = None
+        self.data: Optional[bytes] = None
+        self.rl = 0
+        self.nrec = 0
+        self.last_level = 0
+        self.rec_base = 0
+        self.lists: List[Tuple[int, int, int, Tuple[int, ...]]] = []  # (block, depth, first, children)
+        self.tops: List[List[int]] = []  # per tier 1..4: list indexes of the top pointers
+        self.blocks = 1
+        self.dirlists: List[List[Tuple[int, bytes]]] = []
+        self.dl_keys: List[int] = []
+        self.htree: List[List[Tuple[int, int]]] = []  # per level: (first child, end child)
+        self.rec_hash: Optional[np.ndarray] = None
+        self.hash = 0
+
+    @property
+    def inline(self) -> bool:
+        return self.kind != DIR and self.size <= INLINE_MAX
+
+    def rec_addr(self, r: int) -> int:
+        level = self.last_level if r == self.nrec - 1 else self.rl
+        return make_addr(self.rec_base + (r << self.rl), level)
+
+
+class _Plan:
+    def __init__(self) -> None:
+        self.nodes: List[_Node] = []
+        self.gaps: List[Tuple[int, int]] = []
+        self.tree_lists: Dict[Tuple[int, ...], int] = {}  # key -> block; key len 3 (L0), 2 (L1), 1 (L2), 0 (L3)
+        self.alloc_base = 0
+        self.alloc_count = 0
+        self.end = 0  # first block after everything allocated
+
+    @property
+    def needed_blocks(self) -> int:
+        return self.end + MIN_FREE_BLOCKS
+
+
+class _Cursor:
+    def __init__(self, start: int):
+        self.cur = start
+        self.gaps: List[Tuple[int, int]] = []
+
+    def take(self, level: int = 0, count: int = 1) -> int:
+        n = 1 << level
+        a = (self.cur + n - 1) & ~(n - 1)
+        if a > self.cur:
+            self.gaps.append((self.cur, a - self.cur))
+        self.cur = a + n * count
+        return a
+
+
+# ----------------------------------------------------------------------------------------------
+# planning
+# ----------------------------------------------------------------------------------------------
+
+
+def _encode_name(s: str, what: str) -> bytes:
+    try:
+        return s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RedoxFSError(f"{what} is not valid UTF-8 (RedoxFS names and link targets must be UTF-8)") from None
+
+
+def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
+    entries: List[Entry] = list(manifest)
+    root_time = ctime if ctime is not None else max((e.mtime for e in entries), default=0)
+    _check_time(root_time, "ctime")
+    root = _Node("", b"", DIR, MODE_DIR | _ROOT_MODE, 0, 0, root_time, root_time)
+    by_path: Dict[str, _Node] = {"": root}
+    too_long: List[str] = []
+    problems: List[str] = []
+    for e in sorted(entries, key=lambda x: x.path):
+        name = _encode_name(e.name, f"name of /{e.path}")
+        if len(name) > DIR_ENTRY_MAX_LENGTH:
+            too_long.append(f"/{e.path} ({len(name)} bytes)")
+        if not 0 <= e.uid <= MAX_U32 or not 0 <= e.gid <= MAX_U32:
+            problems.append(f"/{e.path}: uid/gid must be 0..{MAX_U32}")
+        _check_time(e.mtime, f"mtime of /{e.path}")
+        t_c = ctime if ctime is not None else e.mtime
+        perm = e.mode & 0o7777
+        if e.kind == DIR:
+            n = _Node(e.path, name, DIR, MODE_DIR | perm, e.uid, e.gid, e.mtime, t_c)
+        elif e.kind == FILE:
+            n = _Node(e.path, name, FILE, MODE_FILE | perm, e.uid, e.gid, e.mtime, t_c)
+            n.src = manifest.source_path(e)
+            try:
+                st = os.stat(n.src)
+            except OSError as exc:
+                raise RedoxFSError(f"/{e.path}: cannot read its source {n.src}: {exc.strerror}") from None
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise RedoxFSError(f"/{e.path}: source {n.src} is not a regular file")
+            n.size = st.st_size
+            n.rl = RECORD_LEVEL
+        elif e.kind == SYMLINK:
+            n = _Node(e.path, name, SYMLINK, MODE_SYMLINK | perm, e.uid, e.gid, e.mtime, t_c)
+            n.data = _encode_name(e.target or "", f"target of symlink /{e.path}")
+            n.size = len(n.data)
+            n.rl = 0
+        else:  # pragma: no cover - Entry validates kinds
+            raise RedoxFSError(f"/{e.path}: unknown kind {e.kind}")
+        by_path[e.path] = n
+    if too_long:
+        shown = ", ".join(too_long[:10]) + (f" and {len(too_long) - 10} more" if len(too_long) > 10 else "")
+        raise RedoxFSError(f"name longer than {DIR_ENTRY_MAX_LENGTH} bytes (RedoxFS limit): {shown}")
+    if problems:
+        raise RedoxFSError("; ".join(problems[:10]))
+    # link children to parents (creating implied directories)
+    for path in sorted(by_path):
+        if not path:
+            continue
+        node = by_path[path]
+        parent_path = path.rsplit("/", 1)[0] if "/" in path else ""
+        chain: List[_Node] = [node]
+        while parent_path not in by_path:
+            pname = parent_path.rsplit("/", 1)[-1]
+            implied = _Node(parent_path, _encode_name(pname, f"name of /{parent_path}"), DIR,
+                            MODE_DIR | _ROOT_MODE, 0, 0, root_time, root_time)
+            if len(implied.name) > DIR_ENTRY_MAX_LENGTH:
+                raise RedoxFSError(f"name longer than {DIR_ENTRY_MAX_LENGTH} bytes (RedoxFS limit): /{parent_path}")
+            by_path[parent_path] = implied
+            chain.append(implied)
+            parent_path = parent_path.rsplit("/", 1)[0] if "/" in parent_path else ""
+        for child in chain:
+            pp = child.path.rsplit("/", 1)[0] if "/" in child.path else ""
+            parent = by_path[pp]
+            if parent.kind != DIR:
+                raise RedoxFSError(f"/{child.path} is below /{pp}, which is a {parent.kind}, not a directory")
+            parent.children.append(child)
+    return root
+
+
+def _check_time(t: int, what: str) -> None:
+    if not 0 <= t <= MAX_U64:
+        raise RedoxFSError(f"{what} {t} is outside 0..2^64-1")
+
+
+def _plan_file(n: _Node, cur: _Cursor) -> None:
+    rsize = BLOCK_SIZE << n.rl
+    n.nrec = -(-n.size // rsize)
+    last_len = n.size - (n.nrec - 1) * rsize
+    n.last_level = record_level_for(last_len)
+    capacity = sum(cnt * BLOCKLIST_ENTRIES ** depth for cnt, depth in _TIERS)
+    if n.nrec > capacity:
+        raise RedoxFSError(f"/{n.path}: {n.size} bytes is more than a RedoxFS file can address")
+    first_level = n.rl if n.nrec > 1 else n.last_level
+    n.rec_base = cur.take(first_level)
+    cur.cur = n.rec_base + ((n.nrec - 1) << n.rl) + (1 << n.last_level)
+    n.blocks = 1 + ((n.nrec - 1) << n.rl) + (1 << n.last_level)
+    # BlockLists, post-order per top pointer
+    start = 0
+    n.tops = []
+    for cnt, depth in _TIERS:
+        span_top = BLOCKLIST_ENTRIES ** depth
+        tops: List[int] = []
+        if depth > 0:
+            for j in range(cnt):
+                first = start + j * span_top
+                if first >= n.nrec:
+                    break
+                tops.append(_plan_list(n, cur, depth, first))
+            n.tops.append(tops)
+        start += cnt * span_top
+        if start >= n.nrec:
+            break
+    n.blocks += len(n.lists)
+
+
+def _plan_list(n: _Node, cur: _Cursor, depth: int, first: int) -> int:
+    children: Tuple[int, ...] = ()
+    if depth > 1:
+        span = BLOCKLIST_ENTRIES ** (depth - 1)
+        kids = []
+        for c in range(BLOCKLIST_ENTRIES):
+            f = first + c * span
+            if f >= n.nrec:
+                break
+            kids.append(_plan_list(n, cur, depth - 1, f))
+        children = tuple(kids)
+    n.lists.append((cur.take(0), depth, first, children))
+    return len(n.lists) - 1
+
+
+def _plan_dir(n: _Node, cur: _Cursor) -> None:
+    if not n.children:
+        n.blocks = 1
+        return
+    items = sorted((name_hash(c.name), c.name, c.id) for c in n.children)
+    lists: List[List[Tuple[int, bytes]]] = [[]]
+    keys: List[int] = []
+    used = 0
+    last_hash = 0
+    for h, name, cid in items:
+        es = 5 + len(name)
+        if used + es > DIRLIST_BYTES:
+            keys.append(last_hash)
+            lists.append([])
+            used = 0
+        lists[-1].append((cid, name))
+        used += es
+        last_hash = h
+    keys.append(last_hash)
+    n.dirlists = lists
+    n.dl_keys = keys
+    levels: List[List[Tuple[int, int]]] = []
+    count = len(lists)
+    while count > 1:
+        groups = [(i, min(i + HTREE_ENTRIES, count)) for i in range(0, count, HTREE_ENTRIES)]
+        levels.append(groups)
+        count = len(groups)
+    n.htree = levels
+    nblk = len(lists) + sum(len(lv) for lv in levels)
+    cur.take(0, nblk)  # consecutive after the node block: node.block + 1 ...
+    n.size = BLOCK_SIZE * nblk
+    n.blocks = 1 + nblk
+
+
+def _plan(manifest: Any, ctime: Optional[int]) -> _Plan:
+    root = _build_tree(manifest, ctime)
+    plan = _Plan()
+    # ids: depth-first pre-order, children in ascending byte order of names
+    nodes = plan.nodes
+    stack = [root]
+    nid = 0
+    while stack:
+        n = stack.pop()
+        nid = next_node_id(nid)
+        n.id = nid
+        nodes.append(n)
+        if n.children:
+            n.children.sort(key=lambda c: c.name)
+            stack.extend(reversed(n.children))
+    cur = _Cursor(HEADER_RING)
+    for n in nodes:
+        n.block = cur.take(0)
+        if n.kind == DIR:
+            _plan_dir(n, cur)
+        elif not n.inline:
+            _plan_file(n, cur)
+    # tree lists: L0 keys ascending, then L1, L2, L3 root
+    ids = [n.id for n in nodes]
+    for depth in (3, 2, 1, 0):
+        shift = 8 * (4 - depth)
+        for prefix in sorted({i >> shift for i in ids}):
+            key = tuple((prefix >> (8 * (depth - 1 - j))) & 0xFF for j in range(depth))
+            plan.tree_lists[key] = cur.take(0)
+    k_alloc = -(-(len(cur.gaps) + 1) // ALLOC_ENTRIES)
+    plan.alloc_base = cur.take(0, k_alloc)
+    plan.alloc_count = k_alloc
+    plan.gaps = cur.gaps
+    plan.end = cur.cur
+    return plan
+
+
+def size_needed(manifest: Any, *, ctime: Optional[int] = None) -> int:
+    """Smallest filesystem size in bytes (a multiple of 4096) that `write_redoxfs` accepts for
+    this manifest: every block the layout uses plus MIN_FREE_BLOCKS free blocks."""
+    return _plan(manifest, ctime).needed_blocks * BLOCK_SIZE
+
+
+def default_uuid(manifest: Any, size: int, ctime: Optional[int]) -> bytes:
+    """The deterministic UUID used when none is given (see the module docstring)."""
+    rows = [[e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size, e.sha256, e.target]
+            for e in sorted(manifest, key=lambda x: x.path)]
+    doc = json.dumps({"entries": rows, "size": size, "ctime": ctime}, sort_keys=True, separators=(",", ":"))
+    d = bytearray(hashlib.sha256(b"redoxfs-uuid-v1\0" + doc.encode("utf-8", "surrogateescape")).digest()[:16])
+    d[6] = (d[6] & 0x0F) | 0x40
+    d[8] = (d[8] & 0x3F) | 0x80
+    return bytes(d)
+
+
+# ----------------------------------------------------------------------------------------------
+# output
+# ----------------------------------------------------------------------------------------------
+
+
+class _Sink:
+    """Positional writes into the filesystem region of `out` (os.pwritev on a real fd)."""
+
+    def __init__(self, out: BinaryIO, offset: int, size: int):
+        self.out = out
+        self.offset = offset
+        self.size = size
+        self.fd: Optional[int] = None
+        try:
+            out.flush()
+            self.fd = out.fileno()
+        except (AttributeError, OSError, ValueError):
+            self.fd = None
+        self.fresh = False
+        self.syscalls = 0
+
+    def prepare(self) -> None:
+        """Find out whether the region reads as zeros (holes) so zero pages can be skipped;
+        otherwise punch a hole over it; failing that, clear stale headers in the ring."""
+        if self.fd is not None:
+            st = os.fstat(self.fd)
+            if stat_mod.S_ISREG(st.st_mode) and st.st_size < self.offset + self.size:
+                os.ftruncate(self.fd, self.offset + self.size)
+            self.fresh = _region_is_hole(self.fd, self.offset, self.size)
+            if not self.fresh and stat_mod.S_ISREG(st.st_mode) and _punch_hole(self.fd, self.offset, self.size):
+                self.fresh = _region_is_hole(self.fd, self.offset, self.size)
+        if not self.fresh:
+            ring = self.read(BLOCK_SIZE, (HEADER_RING - 1) * BLOCK_SIZE)
+            zero = bytes(BLOCK_SIZE)
+            for i in range(HEADER_RING - 1):
+                if ring[i * BLOCK_SIZE : (i + 1) * BLOCK_SIZE].strip(b"\0"):
+                    self.write_runs([(i + 1, memoryview(zero))])
+
+    def read(self, pos: int, n: int) -> bytes:
+        if self.fd is not None:
+            data = os.pread(self.fd, n, self.offset + pos)
+        else:
+            self.out.seek(self.offset + pos)
+            data = self.out.read(n)
+        return data + bytes(n - len(data))
+
+    def write_runs(self, items: List[Tuple[int, memoryview]]) -> None:
+        """Write (block index, bytes) items, coalescing contiguous ones into single syscalls."""
+        if not items:
+            return
+        items.sort(key=lambda it: it[0])
+        run_start = items[0][0]
+        run_end = run_start
+        bufs: List[memoryview] = []
+        for blk, mv in items:
+            nblk = len(mv) // BLOCK_SIZE
+            if blk != run_end or len(bufs) >= IOV_MAX:
+                self._pwritev(run_start, bufs)
+                bufs = []
+                run_start = blk
+            bufs.append(mv)
+            run_end = blk + nblk
+        self._pwritev(run_start, bufs)
+
+    def _pwritev(self, blk: int, bufs: List[memoryview]) -> None:
+        if not bufs:
+            return
+        pos = self.offset + blk * BLOCK_SIZE
+        if self.fd is None:
+            self.out.seek(pos)
+            for b in bufs:
+                self.out.write(b)
+            return
+        total = sum(len(b) for b in bufs)
+        done = os.pwritev(self.fd, bufs, pos)
+        self.syscalls += 1
+        if done != total:  # short write: finish the rest one buffer at a time
+            skip = done
+            for b in bufs:
+                if skip >= len(b):
+                    skip -= len(b)
+                    pos += len(b)
+                    continue
+                rest = b[skip:]
+                pos += skip
+                skip = 0
+                while len(rest):
+                    k = os.pwrite(self.fd, rest, pos)
+                    if k <= 0:
+                        raise OSError(errno.EIO, "short write to the image")
+                    rest = rest[k:]
+                    pos += k
+
+
+def _region_is_hole(fd: int, offset: int, size: int) -> bool:
+    try:
+        pos = os.lseek(fd, offset, os.SEEK_DATA)
+    except OSError as e:
+        return e.errno == errno.ENXIO
+    except AttributeError:  # pragma: no cover - no SEEK_DATA on this platform
+        return False
+    return pos >= offset + size
+
+
+def _punch_hole(fd: int, offset: int, size: int) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.fallocate
+    except (OSError, AttributeError):  # pragma: no cover
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    fn.restype = ctypes.c_int
+    FALLOC_FL_KEEP_SIZE = 1
+    FALLOC_FL_PUNCH_HOLE = 2
+    return fn(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, offset, size) == 0
+
+
+class _Source:
+    """One file's content: an open source file (read with preadv) or in-memory bytes."""
+
+    def __init__(self, node: _Node):
+        self.node = node
+        self.fd: Optional[int] = None
+        if node.data is None:
+            try:
+                self.fd = os.open(str(node.src), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError as exc:
+                raise RedoxFSError(f"/{node.path}: cannot read its source {node.src}: {exc.strerror}") from None
+
+    def _short(self) -> RedoxFSError:
+        return RedoxFSError(
+            f"/{self.node.path}: source {self.node.src} is shorter than the {self.node.size} bytes "
+            "it had when the image was planned (changed while writing?)"
+        )
+
+    def read_into(self, mv: memoryview, pos: int) -> None:
+        want = len(mv)
+        if self.fd is None:
+            chunk = (self.node.data or b"")[pos : pos + want]
+            if len(chunk) != want:
+                raise self._short()
+            mv[:] = chunk
+            return
+        got = 0
+        while got < want:
+            k = os.preadv(self.fd, [mv[got:]], pos + got)
+            if k <= 0:
+                raise self._short()
+            got += k
+
+    def check_size(self) -> None:
+        if self.fd is not None and os.fstat(self.fd).st_size != self.node.size:
+            raise RedoxFSError(f"/{self.node.path}: source {self.node.src} changed size while the image was written")
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _stored_bytes(n: _Node, r0: int, r1: int) -> int:
+    full = max(0, min(r1, n.nrec - 1) - r0)
+    return (full << n.rl) * BLOCK_SIZE + ((BLOCK_SIZE << n.last_level) if r1 == n.nrec else 0)
+
+
+# A batch item: records [r0, r1) of a file node.
+_Run = Tuple[_Node, int, int]
+
+
+class _Writer:
+    def __init__(self, plan: _Plan, sink: _Sink):
+        self.plan = plan
+        self.sink = sink
+        self.node_hash = np.zeros(len(plan.nodes), dtype=np.uint64)
+        self.node_pos: Dict[int, int] = {}
+        self._list_hash: Dict[Tuple[int, int], int] = {}
+        # writes of one batch overlap with reading/hashing the next (pwritev releases the GIL);
+        # at most one batch is in flight so memory stays bounded
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redoxfs-write")
+        self._pending: Optional[Future] = None
+        # two sets of staging buffers, reused batch after batch (no page faults after the first
+        # use): one is being filled while the other is written
+        self._arenas: List[Optional[np.ndarray]] = [None, None]
+        self._node_bufs: List[Optional[np.ndarray]] = [None, None]
+        self._set = 0
+        self._dir_root: Dict[int, Tuple[int, int, int]] = {}
+
+    def _arena(self, nbytes: int) -> np.ndarray:
+        a = self._arenas[self._set]
+        if a is None or a.size < nbytes:
+            a = np.empty(max(nbytes, BATCH_BYTES + (BLOCK_SIZE << RECORD_LEVEL)), dtype=np.uint8)
+            self._arenas[self._set] = a
+        return a
+
+    def _node_buf(self, n: int) -> np.ndarray:
+        a = self._node_bufs[self._set]
+        if a is None or a.shape[0] < n:
+            a = np.empty((max(n, BATCH_NODES), BLOCK_SIZE), dtype=np.uint8)
+            self._node_bufs[self._set] = a
+        out = a[:n]
+        out.fill(0)
+        return out
+
+    # -- batching -------------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            fut, self._pending = self._pending, None
+            fut.result()
+
+    def _run(self) -> None:
+        runs: List[_Run] = []
+        done_nodes: List[_Node] = []
+        staged = 0
+        for pos, n in enumerate(self.plan.nodes):
+            self.node_pos[n.id] = pos
+            if n.kind != DIR and not n.inline:
+                rsize = BLOCK_SIZE << n.rl
+                per_batch = max(1, BATCH_BYTES // rsize)
+                r = 0
+                while r < n.nrec:
+                    room = (BATCH_BYTES - staged) // rsize
+                    if room <= 0:
+                        self.flush(runs, done_nodes)
+                        runs, done_nodes, staged = [], [], 0
+                        room = per_batch
+                    r1 = min(n.nrec, r + room)
+                    runs.append((n, r, r1))
+                    staged += _stored_bytes(n, r, r1)
+                    r = r1
+            done_nodes.append(n)
+            if len(done_nodes) >= BATCH_NODES or staged >= BATCH_BYTES:
+                self.flush(runs, done_nodes)
+                runs, done_nodes, staged = [], [], 0
+        self.flush(runs, done_nodes)
+        self.finish()
+
+    def flush(self, runs: List[_Run], nodes: List[_Node]) -> None:
+        writes: List[Tuple[int, memoryview]] = []
+        self._records(runs, writes)
+        self._block_lists(nodes, writes)
+        self._directories(nodes, writes)
+        self._nodes(nodes, writes)
+        self._wait()
+        self._pending = self._pool.submit(self.sink.write_runs, writes)
+        self._set ^= 1
+
+    # -- records --------------------------------------------------------------------------------
+    def _records(self, runs: List[_Run], writes: List[Tuple[int, memoryview]]) -> None:
+        if not runs:
+            return
+        # rows per level class
+        counts = [0] * (RECORD_LEVEL + 1)
+        for n, r0, r1 in runs:
+            full = min(r1, n.nrec - 1) - r0 if r0 < n.nrec - 1 else 0
+            counts[n.rl] += max(0, full)
+            if r1 == n.nrec:
+                counts[n.last_level] += 1
+        arena = self._arena(sum(c * (BLOCK_SIZE << lv) for lv, c in enumerate(counts)))
+        arrays: List[Optional[np.ndarray]] = [None] * (RECORD_LEVEL + 1)
+        off = 0
+        for lv in range(RECORD_LEVEL, -1, -1):
+            c = counts[lv]
+            if c:
+                n = c * (BLOCK_SIZE << lv)
+                arrays[lv] = arena[off : off + n].reshape(c, BLOCK_SIZE << lv)
+                off += n
+        fill = [0] * (RECORD_LEVEL + 1)
+        # (level, row0, row1, node, r0) per placed run piece, for hashing/writing afterwards
+        pieces: List[Tuple[int, int, int, _Node, int, int]] = []
+        for n, r0, r1 in runs:
+            if n.rec_hash is None:
+                n.rec_hash = np.zeros(n.nrec, dtype=np.uint64)
+            src = _Source(n)
+            try:
+                rsize = BLOCK_SIZE << n.rl
+                full_end = min(r1, n.nrec - 1)
+                if full_end > r0:
+                    arr = arrays[n.rl]
+                    assert arr is not None
+                    row0 = fill[n.rl]
+                    k = full_end - r0
+                    src.read_into(memoryview(arr[row0 : row0 + k].reshape(-1)), r0 * rsize)
+                    fill[n.rl] += k
+                    pieces.append((n.rl, row0, row0 + k, n, r0, k * rsize))
+                if r1 == n.nrec:
+                    lv = n.last_level
+                    arr = arrays[lv]
+                    assert arr is not None
+                    row = fill[lv]
+                    fill[lv] += 1
+                    r = n.nrec - 1
+                    length = n.size - r * rsize
+                    src.read_into(memoryview(arr[row, :length]), r * rsize)
+                    arr[row, length:] = 0
+                    src.check_size()
+                    pieces.append((lv, row, row + 1, n, r, length))
+            finally:
+                src.close()
+        hashes = [seahash_rows(a) if a is not None else None for a in arrays]
+        fresh = self.sink.fresh
+        for lv, row0, row1, n, r0, data_len in pieces:
+            h = hashes[lv]
+            assert h is not None and n.rec_hash is not None
+            n.rec_hash[r0 : r0 + (row1 - row0)] = h[row0:row1]
+            arr = arrays[lv]
+            assert arr is not None
+            blk0 = n.rec_base + (r0 << n.rl)
+            flat = arr[row0:row1].reshape(-1)
+            if not fresh:
+                writes.append((blk0, memoryview(flat)))
+                continue
+            # skip pages that are zero (the region already reads as zeros)
+            npages = -(-data_len // BLOCK_SIZE)
+            pages = flat[: npages * BLOCK_SIZE].view(np.uint64).reshape(npages, BLOCK_SIZE // 8)
+            nz = pages.any(axis=1)
+            if nz.all():
+                writes.append((blk0, memoryview(flat[: npages * BLOCK_SIZE])))
+                continue
+            idx = np.flatnonzero(np.diff(np.concatenate(([False], nz, [False])).astype(np.int8)))
+            for a, b in zip(idx[0::2].tolist(), idx[1::2].tolist()):
+                writes.append((blk0 + a, memoryview(flat[a * BLOCK_SIZE : b * BLOCK_SIZE])))
+
+    # -- BlockLists -----------------------------------------------------------------------------
+    def _block_lists(self, nodes: List[_Node], writes: List[Tuple[int, memoryview]]) -> None:
+        todo = [n for n in nodes if n.lists]
+        if not todo:
+            return
+        list_hash: Dict[Tuple[int, int], int] = {}
+        max_depth = max(d for n in todo for (_, d, _, _) in n.lists)
+        for depth in range(1, max_depth + 1):
+            blocks: List[Tuple[_Node, int, int]] = [
+                (n, i, blk) for n in todo for i, (blk, d, _, _) in enumerate(n.lists) if d == depth
+            ]
+            if not blocks:
+                continue
+            arr = np.zeros((len(blocks), BLOCK_SIZE), dtype=np.uint8)
+            for row, (n, i, _blk) in enumerate(blocks):
+                _b, _d, first, children = n.lists[i]
+                if depth == 1:
+                    last = min(first + BLOCKLIST_ENTRIES, n.nrec)
+                    ptrs = np.empty((last - first, 2), dtype="<u8")
+                    ptrs[:, 0] = [n.rec_addr(r) for r in range(first, last)]
+                    assert n.rec_hash is not None
+                    ptrs[:, 1] = n.rec_hash[first:last]
+                else:
+                    ptrs = np.empty((len(children), 2), dtype="<u8")
+                    ptrs[:, 0] = [make_addr(n.lists[c][0], 0) for c in children]
+                    ptrs[:, 1] = [list_hash[(n.id, c)] for c in children]
+                arr[row, : ptrs.size * 8] = ptrs.view(np.uint8).reshape(-1)
+            for (n, i, blk), h in zip(blocks, seahash_rows(arr).tolist()):
+                list_hash[(n.id, i)] = h
+            for row, (n, i, blk) in enumerate(blocks):
+                writes.append((blk, memoryview(arr[row])))
+        self._list_hash = list_hash
+
+    # -- directories ----------------------------------------------------------------------------
+    def _directories(self, nodes: List[_Node], writes: List[Tuple[int, memoryview]]) -> None:
+        dirs = [n for n in nodes if n.kind == DIR and n.dirlists]
+        if not dirs:
+            return
+        total = sum(len(n.dirlists) for n in dirs)
+        arr = np.zeros((total, BLOCK_SIZE), dtype=np.uint8)
+        buf = memoryview(arr.reshape(-1))
+        row = 0
+        rows: List[int] = []
+        for n in dirs:
+            rows.append(row)
+            for lst in n.dirlists:
+                blob = b"".join(cid.to_bytes(4, "little") + bytes((len(name),)) + name for cid, name in lst)
+                base = row * BLOCK_SIZE
+                buf[base : base + len(blob)] = blob
+                buf[base + DIRLIST_BYTES : base + BLOCK_SIZE] = len(lst).to_bytes(2, "little") + len(blob).to_bytes(2, "little")
+                row += 1
+        dl_hash = seahash_rows(arr).tolist()
+        # HTree levels, lowest first; child pointers per dir: list of (addr, hash, key)
+        child_ptrs: Dict[int, List[Tuple[int, int, int]]] = {}
+        for n, r0 in zip(dirs, rows):
+            nd = len(n.dirlists)
+            child_ptrs[n.id] = [
+                (make_addr(n.block + 1 + i, 0), dl_hash[r0 + i], n.dl_keys[i]) for i in range(nd)
+            ]
+            writes.append((n.block + 1, memoryview(arr[r0 : r0 + nd].reshape(-1))))
+        next_blk = {n.id: n.block + 1 + len(n.dirlists) for n in dirs}
+        level = 0
+        while True:
+            work = [n for n in dirs if level < len(n.htree)]
+            if not work:
+                break
+            blocks: List[Tuple[_Node, int, List[Tuple[int, int, int]]]] = []
+            for n in work:
+                kids = child_ptrs[n.id]
+                for a, b in n.htree[level]:
+                    blocks.append((n, next_blk[n.id], kids[a:b]))
+                    next_blk[n.id] += 1
+            harr = np.zeros((len(blocks), BLOCK_SIZE), dtype=np.uint8)
+            for row, (_n, _blk, kids) in enumerate(blocks):
+                rec = np.zeros(HTREE_ENTRIES, dtype=_HTREE_DTYPE)
+                rec["h"] = 0xFFFFFFFF
+                rec["h"][: len(kids)] = [k[2] for k in kids]
+                rec["a"][: len(kids)] = [k[0] for k in kids]
+                rec["x"][: len(kids)] = [k[1] for k in kids]
+                harr[row, : HTREE_ENTRIES * 20] = rec.view(np.uint8)
+            hh = seahash_rows(harr).tolist()
+            new_ptrs: Dict[int, List[Tuple[int, int, int]]] = {n.id: [] for n in work}
+            for row, ((n, blk, kids), h) in enumerate(zip(blocks, hh)):
+                new_ptrs[n.id].append((make_addr(blk, 0), h, kids[-1][2]))
+                writes.append((blk, memoryview(harr[row])))
+            for n in work:
+                child_ptrs[n.id] = new_ptrs[n.id]
+            level += 1
+        for n in dirs:
+            (addr, h, _key), = child_ptrs[n.id]
+            self._dir_root[n.id] = (len(n.htree), addr, h)
+
+    # -- node blocks ----------------------------------------------------------------------------
+    def _nodes(self, nodes: List[_Node], writes: List[Tuple[int, memoryview]]) -> None:
+        if not nodes:
+            return
+        arr = self._node_buf(len(nodes))
+        buf = memoryview(arr.reshape(-1))
+        pack = NODE_STRUCT.pack_into
+        for row, n in enumerate(nodes):
+            base = row * BLOCK_SIZE
+            inline = n.kind != DIR and n.size <= INLINE_MAX
+            pack(buf, base, n.mode, n.uid, n.gid, 1, n.size, n.blocks, n.ctime, 0, n.mtime, 0, n.mtime, 0,
+                 n.rl, FLAG_INLINE if inline else 0)
+            if n.kind == DIR:
+                if n.dirlists:
+                    depth, addr, h = self._dir_root[n.id]
+                    buf[base + 128 : base + 160] = (
+                        (0xFFFFFFFFFFFFFFF0 | depth).to_bytes(8, "little") + (0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+                        + addr.to_bytes(8, "little") + h.to_bytes(8, "little")
+                    )
+            elif inline:
+                if n.size:
+                    src = _Source(n)
+                    try:
+                        src.read_into(buf[base + INLINE_OFFSET : base + INLINE_OFFSET + n.size], 0)
+                        src.check_size()
+                    finally:
+                        src.close()
+            else:
+                self._level_data(n, arr[row])
+        hashes = seahash_rows(arr)
+        for row, n in enumerate(nodes):
+            self.node_hash[self.node_pos[n.id]] = hashes[row]
+            n.rec_hash = None  # free the per-record hashes
+            n.dirlists = []
+        # node blocks are mostly contiguous with each other or with their data
+        for row, n in enumerate(nodes):
+            writes.append((n.block, memoryview(arr[row])))
+
+    def _level_data(self, n: _Node, row: np.ndarray) -> None:
+        assert n.rec_hash is not None
+        k = min(n.nrec, 128)
+        ptrs = np.empty((k, 2), dtype="<u8")
+        ptrs[:, 0] = [n.rec_addr(r) for r in range(k)]
+        ptrs[:, 1] = n.rec_hash[:k]
+        row[128 : 128 + 16 * k] = ptrs.view(np.uint8).reshape(-1)
+        for tier, tops in enumerate(n.tops, start=1):
+            off = LEVEL_TABLE[tier][0]
+            for j, li in enumerate(tops):
+                row[off + 16 * j : off + 16 * j + 16] = np.frombuffer(
+                    make_addr(n.lists[li][0], 0).to_bytes(8, "little") + self._list_hash[(n.id, li)].to_bytes(8, "little"),
+                    dtype=np.uint8,
+                )
+
+    # -- tree, allocation log, header -------------------------------------------------------------
+    def finish(self) -> None:
+        plan = self.plan
+        writes: List[Tuple[int, memoryview]] = []
+        ids = [n.id for n in plan.nodes]
+        child_hash: Dict[Tuple[int, ...], int] = {}
+        full: Dict[Tuple[int, ...], bool] = {}
+        # entries per list: key -> {index: (addr, hash)}
+        for depth in (3, 2, 1, 0):
+            keys = [k for k in plan.tree_lists if len(k) == depth]
+            keys.sort()
+            arr = np.zeros((len(keys), BLOCK_SIZE), dtype=np.uint8)
+            entries: Dict[Tuple[int, ...], List[Tuple[int, int, int, bool]]] = {k: [] for k in keys}
+            if depth == 3:
+                for pos, i in enumerate(ids):
+                    key = ((i >> 24) & 0xFF, (i >> 16) & 0xFF, (i >> 8) & 0xFF)
+                    entries[key].append((i & 0xFF, make_addr(plan.nodes[pos].block, 0), int(self.node_hash[pos]), True))
+            else:
+                for ck in [k for k in plan.tree_lists if len(k) == depth + 1]:
+                    entries[ck[:depth]].append((ck[depth], make_addr(plan.tree_lists[ck], 0), child_hash[ck], full[ck]))
+            for row, k in enumerate(keys):
+                ptrs = np.zeros((TREE_ENTRIES, 2), dtype="<u8")
+                flags = 0
+                for idx, addr, h, is_full in entries[k]:
+                    ptrs[idx] = (addr, h)
+                    if is_full:
+                        flags |= 1 << idx
+                if depth == 3 and k == (0, 0, 0):
+                    flags |= 1  # reserved id 0
+                full[k] = flags == (1 << TREE_ENTRIES) - 1
+                arr[row, : TREE_ENTRIES * 16] = ptrs.view(np.uint8).reshape(-1)
+                arr[row, TREE_ENTRIES * 16 :] = np.frombuffer(flags.to_bytes(32, "little"), dtype=np.uint8)
+            for k, h in zip(keys, seahash_rows(arr).tolist()):
+                child_hash[k] = h
+            for row, k in enumerate(keys):
+                writes.append((plan.tree_lists[k], memoryview(arr[row])))
+        tree_ptr = (make_addr(plan.tree_lists[()], 0), child_hash[()])
+        # allocation log
+        total_blocks = self.sink.size // BLOCK_SIZE
+        extents = list(plan.gaps)
+        if total_blocks > plan.end:
+            extents.append((plan.end, total_blocks - plan.end))
+        prev = (0, 0)
+        for j in range(plan.alloc_count):
+            blk = bytearray(BLOCK_SIZE)
+            blk[0:16] = prev[0].to_bytes(8, "little") + prev[1].to_bytes(8, "little")
+            for e, (start, count) in enumerate(extents[j * ALLOC_ENTRIES : (j + 1) * ALLOC_ENTRIES]):
+                blk[16 + 16 * e : 32 + 16 * e] = start.to_bytes(8, "little") + count.to_bytes(8, "little")
+            index = plan.alloc_base + j
+            prev = (make_addr(index, 0), seahash(blk))
+            writes.append((index, memoryview(bytes(blk))))
+        alloc_ptr = prev
+        self._wait()
+        self.sink.write_runs(writes)
+        # header last
+        self.sink.write_runs([(0, memoryview(self.header(tree_ptr, alloc_ptr)))])
+
+    def header(self, tree_ptr: Tuple[int, int], alloc_ptr: Tuple[int, int]) -> bytes:
+        h = bytearray(BLOCK_SIZE)
+        h[0:8] = SIGNATURE
+        h[8:16] = VERSION.to_bytes(8, "little")
+        h[16:32] = self.uuid
+        h[32:40] = self.sink.size.to_bytes(8, "little")
+        h[40:48] = (0).to_bytes(8, "little")
+        h[48:64] = tree_ptr[0].to_bytes(8, "little") + tree_ptr[1].to_bytes(8, "little")
+        h[64:80] = alloc_ptr[0].to_bytes(8, "little") + alloc_ptr[1].to_bytes(8, "little")
+        digest = seahash(h[:4072])
+        h[4072:4080] = digest.to_bytes(8, "little")
+        h[4088:4096] = digest.to_bytes(8, "little")
+        return bytes(h)
+
+    uuid = bytes(16)
+
+
+def write_redoxfs(
+    out: BinaryIO,
+    manifest: Any,
+    *,
+    offset: int,
+    size: int,
+    uuid: Optional[bytes] = None,
+    ctime: Optional[int] = None,
+) -> None:
+    """Write a RedoxFS v8 filesystem for `manifest` into bytes [offset, offset+size) of `out`
+    (a binary file opened r+b/w+b, ideally sparse and at least offset+size long).
+
+    Raises RedoxFSError (naming the entry or the needed size) before writing anything when the
+    input is impossible: size too small or not a multiple of 4096, names over 252 bytes,
+    entries below non-directories, unreadable sources."""
+    if offset < 0:
+        raise RedoxFSError(f"offset {offset} is negative")
+    if size % BLOCK_SIZE:
+        raise RedoxFSError(f"filesystem size {size} is not a multiple of {BLOCK_SIZE} bytes")
+    if uuid is not None and len(uuid) != 16:
+        raise RedoxFSError(f"uuid must be 16 bytes, got {len(uuid)}")
+    if ctime is not None:
+        _check_time(ctime, "ctime")
+    plan = _plan(manifest, ctime)
+    need = plan.needed_blocks * BLOCK_SIZE
+    if size < need:
+        raise RedoxFSError(
+            f"image too small: this RedoxFS needs at least {need} bytes "
+            f"({-(-need // (1 << 20))} MiB), got {size} bytes ({size / (1 << 20):.1f} MiB)"
+        )
+    sink = _Sink(out, offset, size)
+    sink.prepare()
+    w = _Writer(plan, sink)
+    w.uuid = uuid if uuid is not None else default_uuid(manifest, size, ctime)
+    w.run()
