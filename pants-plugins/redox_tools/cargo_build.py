@@ -183,6 +183,9 @@ def rustflags(spec: Spec, root: str, objects: Sequence[str] = ()) -> List[str]:
     flavor = LINKER_FLAVOR.get(spec.target)
     if flavor and tools.get("lld"):
         flags += [f"-Clinker={resolve(str(tools['lld']), root)}", f"-Clinker-flavor={flavor}"]
+    if spec.target == "x86_64-unknown-uefi":
+        # lld-link otherwise stamps the build time and a path-derived PDB GUID into the PE.
+        flags += ["-Clink-arg=/Brepro", "-Clink-arg=/DEBUG:NONE"]
     if spec.linker_script:
         script = os.path.join(root, spec.crate_dir, spec.linker_script)
         if not os.path.isfile(script):

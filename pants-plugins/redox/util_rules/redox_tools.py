@@ -26,10 +26,24 @@ class RedoxToolsSubsystem(Subsystem):
     options_scope = "redox-tools"
     help = "The pure-Python tools (format writers, manifests, VM control) the redox rules run."
 
-    target = StrOption(
-        default="pants-plugins/redox_tools:redox_tools",
-        help="Address of the `python_sources` target holding the `redox_tools` package.",
+    source_root = StrOption(
+        default="pants-plugins",
+        help="Source root holding the `redox_tools` package (its files are `python_sources` targets).",
     )
+
+
+def module_file(module: str) -> str:
+    """The source file of a runnable module: `a.b` -> `a/b.py`, packages -> `a/b/__main__.py`."""
+    return module.replace(".", "/") + ("/__main__.py" if module in PACKAGE_MODULES else ".py")
+
+
+# Tool modules that are packages run through their __main__.
+PACKAGE_MODULES = frozenset({"redox_tools.redoxfs", "redox_tools.vm"})
+
+
+@dataclass(frozen=True)
+class RedoxToolsVenvRequest:
+    module: str
 
 
 @dataclass(frozen=True)
@@ -37,18 +51,19 @@ class RedoxToolsVenv:
     pex: VenvPex
 
 
-@rule(desc="Build the redox_tools venv", level=LogLevel.DEBUG)
-async def redox_tools_venv(subsystem: RedoxToolsSubsystem) -> RedoxToolsVenv:
-    address = await Get(
-        Address, AddressInput, AddressInput.parse(subsystem.target, description_of_origin="[redox-tools].target")
-    )
+@rule(desc="Build a redox_tools venv", level=LogLevel.DEBUG)
+async def redox_tools_venv(request: RedoxToolsVenvRequest, subsystem: RedoxToolsSubsystem) -> RedoxToolsVenv:
+    # The venv holds only the module's own transitive closure, so editing one tool does not
+    # invalidate the cached outputs of the others.
+    spec = f"{subsystem.source_root}/{module_file(request.module)}"
+    address = await Get(Address, AddressInput, AddressInput.parse(spec, description_of_origin="redox_tools"))
     pex_request = await Get(
         PexRequest,
         PexFromTargetsRequest(
             [address],
-            output_filename="redox_tools.pex",
+            output_filename=f"{request.module}.pex",
             internal_only=True,
-            description="redox_tools venv",
+            description=f"venv for {request.module}",
         ),
     )
     return RedoxToolsVenv(await Get(VenvPex, PexRequest, pex_request))
@@ -71,7 +86,8 @@ class RedoxToolProcess:
 
 
 @rule
-async def redox_tool_process(request: RedoxToolProcess, venv: RedoxToolsVenv) -> Process:
+async def redox_tool_process(request: RedoxToolProcess) -> Process:
+    venv = await Get(RedoxToolsVenv, RedoxToolsVenvRequest(request.module))
     return await Get(
         Process,
         VenvPexProcess(
