@@ -1,5 +1,128 @@
-"""(in progress)"""
+"""`redox_boot_test`: boot a disk image headless and check serial milestones, under `./pants test`.
+
+The VM work (hypervisor choice, overlay so the built image is never written, milestone
+tracking, isa-debug-exit, killing the VM) is `redox_tools.vm boottest`; this rule builds the
+image and runs that as a test process.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List
+
+from pants.core.goals.test import (
+    TestExtraEnv,
+    TestFieldSet,
+    TestRequest,
+    TestResult,
+    TestSubsystem,
+    TestTimeoutField,
+)
+from pants.engine.addresses import Address
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
+from pants.engine.rules import Get, collect_rules, rule
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+from redox.goals.disk_image import DiskImage, DiskImageRequest
+from redox.subsystems.boot_test import RedoxBootTestSubsystem
+from redox.subsystems.image import RedoxImageSubsystem
+from redox.target_types import (
+    BootTestExpectExitField,
+    BootTestFailPatternsField,
+    BootTestImageField,
+    BootTestMemoryField,
+    BootTestMilestonesField,
+)
+from redox.util_rules.redox_tools import RedoxToolProcess
+from redox.util_rules.references import parse_reference
+
+SERIAL_LOG = "serial.log"
+
+
+@dataclass(frozen=True)
+class BootTestFieldSet(TestFieldSet):
+    required_fields = (BootTestImageField, BootTestMilestonesField)
+
+    image: BootTestImageField
+    milestones: BootTestMilestonesField
+    fail_patterns: BootTestFailPatternsField
+    expect_exit: BootTestExpectExitField
+    memory_mib: BootTestMemoryField
+    timeout: TestTimeoutField
+
+
+class BootTestRequest(TestRequest):
+    tool_subsystem = RedoxBootTestSubsystem
+    field_set_type = BootTestFieldSet
+
+
+def boottest_args(field_set: BootTestFieldSet, image_path: str, image: RedoxImageSubsystem, timeout: int) -> List[str]:
+    args = [
+        "boottest",
+        "--image",
+        image_path,
+        "--ovmf-code",
+        image.ovmf_code,
+        "--ovmf-vars",
+        image.ovmf_vars,
+        "--memory",
+        f"{field_set.memory_mib.value}M",
+        "--cpus",
+        "1",
+        "--serial-log",
+        SERIAL_LOG,
+        "--work-dir",
+        "__vm",
+        "--timeout",
+        str(timeout),
+    ]
+    for m in field_set.milestones.value or ():
+        args += ["--milestone", m]
+    for f in field_set.fail_patterns.value or ():
+        args += ["--fail", f]
+    if field_set.expect_exit.value is not None:
+        args += ["--expect-exit", str(field_set.expect_exit.value)]
+    return args
+
+
+@rule(desc="Boot-test a Redox disk image", level=LogLevel.DEBUG)
+async def run_boot_test(
+    batch: BootTestRequest.Batch[BootTestFieldSet, Any],
+    test_subsystem: TestSubsystem,
+    test_extra_env: TestExtraEnv,
+    image_subsystem: RedoxImageSubsystem,
+    subsystem: RedoxBootTestSubsystem,
+) -> TestResult:
+    field_set = batch.single_element
+    address = field_set.address
+    image_address = await Get(
+        Address,
+        parse_reference(
+            field_set.image.value or "", relative_to=address.spec_path, origin=f"the `image` field of {address}"
+        ),
+    )
+    disk = await Get(DiskImage, DiskImageRequest(image_address, f"the `image` field of {address}"))
+    timeout = field_set.timeout.calculate_from_global_options(test_subsystem) or 300
+    process = await Get(
+        Process,
+        RedoxToolProcess(
+            module="redox_tools.vm",
+            args=tuple(boottest_args(field_set, disk.path, image_subsystem, timeout)),
+            description=f"Boot {image_address} for {address}",
+            input_digest=disk.digest,
+            output_files=(SERIAL_LOG,),
+            env=FrozenDict({**test_extra_env.env, "PATH": ":".join(subsystem.path)}),
+            # The harness enforces per-milestone timeouts itself; this is the last resort.
+            timeout_seconds=timeout + 60,
+            cache_scope=ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL,
+            level=LogLevel.DEBUG,
+        ),
+    )
+    result = await Get(FallibleProcessResult, Process, process)
+    return TestResult.from_fallible_process_result(
+        process_result=result, address=address, output_setting=test_subsystem.output
+    )
 
 
 def rules():
-    return []
+    return [*collect_rules(), *BootTestRequest.rules()]

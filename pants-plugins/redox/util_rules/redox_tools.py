@@ -7,6 +7,7 @@ the same code runs by hand as `python -m redox_tools.<module>`.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -28,7 +29,11 @@ class RedoxToolsSubsystem(Subsystem):
 
     source_root = StrOption(
         default="pants-plugins",
-        help="Source root holding the `redox_tools` package (its files are `python_sources` targets).",
+        help="Source root holding the `redox_tools` package.",
+    )
+    target = StrOption(
+        default="pants-plugins/redox_tools:redox_tools",
+        help="The `python_sources` target that owns the `redox_tools` files.",
     )
 
 
@@ -55,8 +60,15 @@ class RedoxToolsVenv:
 async def redox_tools_venv(request: RedoxToolsVenvRequest, subsystem: RedoxToolsSubsystem) -> RedoxToolsVenv:
     # The venv holds only the module's own transitive closure, so editing one tool does not
     # invalidate the cached outputs of the others.
-    spec = f"{subsystem.source_root}/{module_file(request.module)}"
-    address = await Get(Address, AddressInput, AddressInput.parse(spec, description_of_origin="redox_tools"))
+    generator = await Get(
+        Address, AddressInput, AddressInput.parse(subsystem.target, description_of_origin="[redox-tools].target")
+    )
+    path = f"{subsystem.source_root}/{module_file(request.module)}"
+    address = Address(
+        generator.spec_path,
+        target_name=generator.target_name,
+        relative_file_path=os.path.relpath(path, generator.spec_path),
+    )
     pex_request = await Get(
         PexRequest,
         PexFromTargetsRequest(
