@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pants.option.option_types import IntOption, StrOption
 from pants.option.subsystem import Subsystem
-from pants.util.strutil import help_text
+from pants.util.strutil import help_text, softwrap
 
 
 class RedoxImageSubsystem(Subsystem):
@@ -12,7 +12,7 @@ class RedoxImageSubsystem(Subsystem):
 
     source_date_epoch = IntOption(
         default=0,
-        help=help_text(
+        help=softwrap(
             """
             Timestamp (seconds since 1970) of every file, directory and filesystem in images unless
             a target sets its own. Fixed by default so two builds give identical bytes.

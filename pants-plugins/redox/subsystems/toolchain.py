@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pants.option.option_types import DictOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
-from pants.util.strutil import help_text
+from pants.util.strutil import help_text, softwrap
 
 SYSTEM = "system"
 DOWNLOAD = "download"
@@ -33,7 +33,7 @@ class RedoxToolchainSubsystem(Subsystem):
     )
     url_template = StrOption(
         default="https://static.rust-lang.org/dist/{date}/{component}-nightly-{archive_triple}.tar.xz",
-        help=help_text(
+        help=softwrap(
             """
             URL of one component archive. `{date}`, `{component}` (rustc, cargo, rust-std, rust-src)
             and `{archive_triple}` (host triple, the std's triple, or `` for rust-src) are filled
@@ -43,7 +43,7 @@ class RedoxToolchainSubsystem(Subsystem):
     )
     known_versions = StrListOption(
         default=[],
-        help=help_text(
+        help=softwrap(
             """
             Pins, one per archive: `<date>|<component>|<archive_triple>|<sha256>|<length>`, e.g.
             `2026-05-24|rust-src||<sha256>|<bytes>`. A download whose hash or length differs is an
@@ -56,7 +56,7 @@ class RedoxToolchainSubsystem(Subsystem):
     # --- system provider -----------------------------------------------------------------------
     search_path = StrListOption(
         default=["/usr/bin"],
-        help=help_text(
+        help=softwrap(
             """
             Where the `system` provider looks for rustc, cargo, clang, lld and llvm tools. The default
             skips ~/.cargo/bin on purpose: rustup's toolchains there have no rust-src here.

@@ -18,7 +18,16 @@ from pants.core.util_rules.system_binaries import (
     BinaryPaths,
     BinaryPathTest,
 )
-from pants.engine.fs import EMPTY_DIGEST, Digest, DownloadFile, FileDigest, MergeDigests, RemovePrefix
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    Digest,
+    DigestSubset,
+    DownloadFile,
+    FileDigest,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+)
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
@@ -318,10 +327,12 @@ async def download_toolchain(
             "or use provider=system"
         ) from None
     extracted = await MultiGet(Get(ExtractedArchive, MaybeExtractArchiveRequest(d)) for d in downloaded)
-    installed = await MultiGet(
-        Get(Digest, RemovePrefix(x.digest, archive_subdir(pin.component, pin.archive_triple)))
-        for x, (pin, _url) in zip(extracted, chosen)
+    # Each dist archive holds `<top>/<component>/<sysroot files>` next to installer files.
+    subdirs = [archive_subdir(pin.component, pin.archive_triple) for pin, _ in chosen]
+    subsets = await MultiGet(
+        Get(Digest, DigestSubset(x.digest, PathGlobs([f"{sub}/**"]))) for x, sub in zip(extracted, subdirs)
     )
+    installed = await MultiGet(Get(Digest, RemovePrefix(d, sub)) for d, sub in zip(subsets, subdirs))
     sysroot_digest = await Get(Digest, MergeDigests(installed))
     root = TOOLCHAIN_DIR
     tools = {"rustc": f"{root}/bin/rustc", "cargo": f"{root}/bin/cargo"}
