@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from redox_tools.errors import ToolError, run_main
 
@@ -43,6 +43,7 @@ class CSpec:
 
 
 REDOX_DEFINES = ["-D__redox__", "-D__unix__"]
+OUTPUT_KINDS = ("object", "static_lib")
 
 
 def compile_flags(spec: CSpec, resource_include: str) -> List[str]:
@@ -58,14 +59,59 @@ def run(args: Sequence[str], spec: CSpec, what: str) -> str:
     env = {"PATH": os.pathsep.join(spec.path), "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0")}
     proc = subprocess.run(list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
-        raise CBuildError(f"{spec.package}: {what} failed:\n" + "\n".join(proc.stdout.splitlines()[-40:]))
+        # The tool's output is quoted below our one `error:` line.
+        raise CBuildError(
+            f"{spec.package}: {what} failed:\n" + "\n".join("  | " + ln for ln in proc.stdout.splitlines()[-40:])
+        )
     return proc.stdout
 
 
+def check_tool(spec: CSpec, key: str, path: Optional[str], why: str) -> str:
+    if not path:
+        raise CBuildError(f"{spec.package}: the toolchain has no `{key}` ({why})")
+    if not os.path.isfile(path):
+        raise CBuildError(f"{spec.package}: the toolchain's `{key}` ({path}) does not exist; it is needed {why}")
+    return path
+
+
+def install_plan(spec: CSpec, outputs: Dict[str, str]) -> List[Tuple[str, str]]:
+    """[(output name, image-relative path)], checked before anything is staged."""
+    plan = []
+    for name, dest in sorted(spec.install.items()):
+        if name not in outputs:
+            raise CBuildError(
+                f"{spec.package}: `install` names `{name}`, but the build produced {', '.join(sorted(outputs))}"
+            )
+        rel = dest.lstrip("/")
+        parts = rel.split("/")
+        if not rel or ".." in parts or "" in parts or "." in parts:
+            raise CBuildError(
+                f"{spec.package}: install path {dest!r} for `{name}` is not a plain path inside the image "
+                "(no empty, '.' or '..' components)"
+            )
+        plan.append((name, rel))
+    return plan
+
+
+def expected_outputs(spec: CSpec, c_sources: Sequence[str]) -> List[str]:
+    if spec.output_kind == "static_lib":
+        return [f"lib{spec.name}.a"]
+    return sorted(os.path.splitext(os.path.basename(s))[0] + ".o" for s in c_sources)
+
+
 def build(spec: CSpec) -> List[str]:
+    if spec.output_kind not in OUTPUT_KINDS:
+        raise CBuildError(
+            f"{spec.package}: unknown output_kind {spec.output_kind!r} (expected one of {', '.join(OUTPUT_KINDS)})"
+        )
     c_sources = [s for s in spec.sources if s.endswith((".c", ".S", ".s"))]
     if not c_sources:
         raise CBuildError(f"{spec.package}: no C sources (.c/.S/.s) among `sources`")
+    check_tool(spec, "clang", spec.clang, "to compile C")
+    if spec.output_kind == "static_lib":
+        check_tool(spec, "ar", spec.ar, "to make a static library (install llvm-22)")
+    # An `install` typo is reported before compiling anything.
+    install_plan(spec, {n: n for n in expected_outputs(spec, c_sources)})
     resource_include = run([spec.clang, "-print-resource-dir"], spec, "clang -print-resource-dir").strip() + "/include"
     os.makedirs(spec.work_dir, exist_ok=True)
     flags = compile_flags(spec, resource_include)
@@ -79,21 +125,13 @@ def build(spec: CSpec) -> List[str]:
         objects[obj_name] = out
     outputs = dict(objects)
     if spec.output_kind == "static_lib":
-        if not spec.ar:
-            raise CBuildError(f"{spec.package}: a static library needs llvm-ar (install llvm-22)")
+        assert spec.ar
         lib = os.path.join(spec.work_dir, f"lib{spec.name}.a")
         # 'D': deterministic archive (zero uid/gid/mtime).
         run([spec.ar, "rcsD", lib, *[objects[k] for k in sorted(objects)]], spec, "llvm-ar")
         outputs = {f"lib{spec.name}.a": lib}
     installed = []
-    for name, dest in sorted(spec.install.items()):
-        if name not in outputs:
-            raise CBuildError(
-                f"{spec.package}: `install` names `{name}`, but the build produced {', '.join(sorted(outputs))}"
-            )
-        rel = dest.lstrip("/")
-        if not rel or ".." in rel.split("/"):
-            raise CBuildError(f"{spec.package}: install path {dest!r} for `{name}` is not inside the image")
+    for name, rel in install_plan(spec, outputs):
         target = os.path.join(spec.out_dir, rel)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(outputs[name], target)

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -118,16 +117,20 @@ def merge_vendor_dirs(dirs: Sequence[str], dest: str) -> Dict[str, str]:
             if key in chosen:
                 continue
             chosen[key] = crate
-            os.symlink(os.path.abspath(crate), os.path.join(dest, key))
+            link = os.path.join(dest, key)
+            if os.path.lexists(link):  # a rerun in the same work dir
+                os.unlink(link)
+            os.symlink(os.path.abspath(crate), link)
     return chosen
 
 
 def cargo_config(vendor_dir: str) -> str:
+    # json.dumps gives a valid TOML basic string (quotes and backslashes escaped).
     return (
         "[source.crates-io]\n"
         'replace-with = "redox-pants-vendor"\n\n'
         "[source.redox-pants-vendor]\n"
-        f'directory = "{vendor_dir}"\n\n'
+        f"directory = {json.dumps(vendor_dir)}\n\n"
         "[net]\noffline = true\n"
     )
 
@@ -171,7 +174,7 @@ def assemble_nasm(spec: Spec, root: str, obj_dir: str) -> List[str]:
             text=True,
         )
         if proc.returncode != 0:
-            raise CargoBuildError(f"{spec.package}: nasm failed on {src}:\n{tail(proc.stdout)}")
+            raise CargoBuildError(f"{spec.package}: nasm failed on {src}:\n{indent(tail(proc.stdout))}")
         objects.append(obj)
     return objects
 
@@ -206,37 +209,148 @@ def profile_dir(profile: str) -> str:
 
 
 _MISSING_CRATE = re.compile(r"no matching package named `([^`]+)` found")
-_LOCK_MISMATCH = re.compile(r"lock file .* needs to be updated but --(frozen|locked) was passed", re.S)
+_NO_VERSION = re.compile(r"failed to select a version for the requirement `([^`]+)`")
+_CANDIDATES = re.compile(r"candidate versions found which didn't match: ([^\n]+)")
+_LOCK_MISMATCH = re.compile(
+    r"lock file .* needs to be updated but --(frozen|locked) was passed|cannot update the lock file", re.S
+)
+_LOCK_MISSING = re.compile(r"cannot create the lock file")
+_UNKNOWN_TARGET = re.compile(r'could not find specification for target "([^"]+)"')
 
 
 def explain_cargo_failure(spec: Spec, stderr: str) -> str:
+    """One line naming the package and the fix (cargo's own output, indented, below it for the
+    cases not recognised), so that only the first line starts with `error:`."""
     m = _MISSING_CRATE.search(stderr)
     if m:
         return (
             f"{spec.package}: the crate needs `{m.group(1)}`, which is in none of the vendor directories "
             "(the package's `vendor` targets and the toolchain's std vendor); add a vendor target that provides it"
         )
+    m = _NO_VERSION.search(stderr)
+    if m:
+        c = _CANDIDATES.search(stderr)
+        have = f"the vendor directories only have {c.group(1).strip()}" if c else "no vendor directory has a match"
+        return (
+            f"{spec.package}: the crate needs `{m.group(1)}`, but {have}; vendor that version "
+            "(a `vendor` target) or change the requirement"
+        )
+    if _LOCK_MISSING.search(stderr):
+        return (
+            f"{spec.package}: the crate has no Cargo.lock; generate it (`cargo generate-lockfile`), commit it "
+            "and list it in the target's `sources`"
+        )
     if _LOCK_MISMATCH.search(stderr):
         return f"{spec.package}: Cargo.lock is out of date with Cargo.toml; regenerate it (`cargo generate-lockfile`) and commit it"
-    if "failed to select a version for the requirement" in stderr or "failed to get `" in stderr:
-        return f"{spec.package}: a dependency version is not in the vendor directories:\n" + tail(stderr)
-    return f"{spec.package}: cargo build failed:\n" + tail(stderr)
+    m = _UNKNOWN_TARGET.search(stderr)
+    if m:
+        return (
+            f"{spec.package}: rustc does not know the target triple `{m.group(1)}` "
+            "(`rustc --print target-list` lists the built-in ones; for a custom target set `target_spec`)"
+        )
+    if "failed to get `" in stderr:
+        return f"{spec.package}: a dependency is not in the vendor directories:\n" + indent(tail(stderr))
+    return f"{spec.package}: cargo build failed:\n" + indent(tail(stderr))
 
 
 def tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def indent(text: str) -> str:
+    """Quote a tool's output below our own `error:` line (its `error:` lines must not look like ours)."""
+    return "\n".join("  | " + line for line in text.splitlines())
+
+
+def tool_path(spec: Spec, key: str, root: str, why: str) -> str:
+    """The toolchain's `key` tool as an existing path, else a CargoBuildError naming tool and path."""
+    tools = spec.toolchain.get("tools", {})
+    path = tools.get(key) if isinstance(tools, dict) else None
+    if not path:
+        raise CargoBuildError(f"{spec.package}: the toolchain has no `{key}` ({why})")
+    full = resolve(str(path), root)
+    if not os.path.isfile(full):
+        raise CargoBuildError(
+            f"{spec.package}: the toolchain's `{key}` ({path}) does not exist; it is needed {why}"
+        )
+    return full
+
+
+def check_toolchain(spec: Spec, root: str) -> None:
+    """Every tool and directory the build will use must exist: fail before cargo starts."""
+    tool_path(spec, "cargo", root, "to run the build")
+    tool_path(spec, "rustc", root, "to compile")
+    tools = spec.toolchain.get("tools", {})
+    if spec.target in LINKER_FLAVOR and isinstance(tools, dict) and tools.get("lld"):
+        tool_path(spec, "lld", root, f"to link for {spec.target}")
+    if spec.nasm_sources:
+        tool_path(spec, "nasm", root, "to assemble `nasm_sources`")
+    if spec.build_std:
+        rust_src = str(spec.toolchain.get("rust_src") or "")
+        if not rust_src or not os.path.isfile(os.path.join(resolve(rust_src, root), "library", "core", "Cargo.toml")):
+            raise CargoBuildError(
+                f"{spec.package}: the toolchain has no rust-src (no library/core/Cargo.toml under "
+                f"{rust_src or 'its rust_src'}); `build_std` needs it: install rust-web-src or use provider=download"
+            )
+
+
+def installable_outputs(metadata: dict, spec: Spec) -> List[str]:
+    """The output file names `cargo build` can produce for the crate (from `cargo metadata`)."""
+    names = set()
+    for pkg in metadata.get("packages", []):
+        if spec.cargo_package and pkg.get("name") != spec.cargo_package:
+            continue
+        for t in pkg.get("targets", []):
+            kinds = set(t.get("kind", []))
+            name = t.get("name", "")
+            if "bin" in kinds and (not spec.bins or name in spec.bins):
+                names.update({name, f"{name}.efi", f"{name}.exe"})
+            if kinds & {"lib", "rlib", "staticlib", "cdylib", "dylib"}:
+                n = name.replace("-", "_")
+                names.update({f"lib{n}.a", f"lib{n}.so", f"lib{n}.rlib", f"{n}.lib", f"{n}.dll"})
+    return sorted(names)
+
+
+def check_install_names(spec: Spec, cargo: str, manifest: str, env: Dict[str, str]) -> None:
+    """Refuse an `install` key that names no output of the crate before a long build starts.
+    If `cargo metadata` itself fails, the build reports the problem instead."""
+    proc = subprocess.run(
+        [cargo, "metadata", "--offline", "--frozen", "--no-deps", "--format-version", "1", "--manifest-path", manifest],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    if proc.returncode != 0:
+        return
+    try:
+        outputs = installable_outputs(json.loads(proc.stdout), spec)
+    except ValueError:
+        return
+    if not outputs:
+        return
+    for name in sorted(spec.install):
+        if name not in outputs:
+            bins = sorted(o for o in outputs if "." not in o and not o.startswith("lib")) or outputs
+            raise CargoBuildError(
+                f"{spec.package}: `install` names `{name}`, but the crate builds no output of that name "
+                f"(it builds: {', '.join(bins)})"
+            )
+
+
 def build(spec: Spec) -> List[str]:
     root = os.getcwd()
-    tools = spec.toolchain.get("tools", {})
-    assert isinstance(tools, dict)
     work = os.path.join(root, spec.work_dir)
     cargo_home = os.path.join(work, "home")
     vendor = os.path.join(work, "vendor")
     target_dir = os.path.join(work, "target")
-    os.makedirs(cargo_home, exist_ok=True)
 
+    manifest = os.path.join(root, spec.crate_dir, "Cargo.toml")
+    if not os.path.isfile(manifest):
+        raise CargoBuildError(f"{spec.package}: no Cargo.toml in {spec.crate_dir or 'the sandbox root'}")
+    check_toolchain(spec, root)
+    targs, target_name = target_args(spec, root)
+    cargo = tool_path(spec, "cargo", root, "to run the build")
+    rustc = tool_path(spec, "rustc", root, "to compile")
+
+    os.makedirs(cargo_home, exist_ok=True)
     vendor_dirs = [resolve(d, root) for d in spec.vendor_dirs]
     std_vendor = str(spec.toolchain.get("std_vendor") or "")
     if std_vendor:
@@ -245,13 +359,20 @@ def build(spec: Spec) -> List[str]:
     with open(os.path.join(cargo_home, "config.toml"), "w") as f:
         f.write(cargo_config(vendor))
 
-    manifest = os.path.join(root, spec.crate_dir, "Cargo.toml")
-    if not os.path.isfile(manifest):
-        raise CargoBuildError(f"{spec.package}: no Cargo.toml in {spec.crate_dir}")
-    targs, target_name = target_args(spec, root)
+    env = {
+        "PATH": os.pathsep.join(spec.path),
+        "HOME": work,
+        "CARGO_HOME": cargo_home,
+        "RUSTC": rustc,
+        "RUSTC_BOOTSTRAP": "1",
+        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
+        "CARGO_TERM_COLOR": "never",
+        "CARGO_INCREMENTAL": "0",
+    }
+    check_install_names(spec, cargo, manifest, env)
     objects = assemble_nasm(spec, root, os.path.join(work, "obj"))
     args = [
-        resolve(str(tools["cargo"]), root),
+        cargo,
         "build",
         "--offline",
         "--frozen",
@@ -276,17 +397,7 @@ def build(spec: Spec) -> List[str]:
     for b in spec.bins:
         args += ["--bin", b]
 
-    env = {
-        "PATH": os.pathsep.join(spec.path),
-        "HOME": work,
-        "CARGO_HOME": cargo_home,
-        "RUSTC": resolve(str(tools["rustc"]), root),
-        "RUSTC_BOOTSTRAP": "1",
-        "CARGO_ENCODED_RUSTFLAGS": "\x1f".join(rustflags(spec, root, objects)),
-        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
-        "CARGO_TERM_COLOR": "never",
-        "CARGO_INCREMENTAL": "0",
-    }
+    env["CARGO_ENCODED_RUSTFLAGS"] = "\x1f".join(rustflags(spec, root, objects))
     proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise CargoBuildError(explain_cargo_failure(spec, proc.stderr))
@@ -298,11 +409,15 @@ def build(spec: Spec) -> List[str]:
 
 
 def stage_outputs(spec: Spec, out_root: str, staged: str) -> List[str]:
+    """Copy each `install` output into `staged`. Everything is checked before anything is
+    written, so a failure leaves no (partial) staged tree."""
+    # cargo's own files there: dep-info (*.d) and lock files (.cargo-lock, .cargo-build-lock, ...)
     produced = sorted(
-        n for n in os.listdir(out_root) if os.path.isfile(os.path.join(out_root, n)) and not n.endswith(".d")
+        n
+        for n in os.listdir(out_root)
+        if os.path.isfile(os.path.join(out_root, n)) and not n.endswith(".d") and not n.startswith(".")
     ) if os.path.isdir(out_root) else []
-    os.makedirs(staged, exist_ok=True)
-    installed = []
+    plan: List[Tuple[str, str, str]] = []
     for name, dest in sorted(spec.install.items()):
         candidates = [name, f"{name}.efi", f"{name}.exe"]
         src = next((os.path.join(out_root, c) for c in candidates if c in produced), None)
@@ -312,14 +427,32 @@ def stage_outputs(spec: Spec, out_root: str, staged: str) -> List[str]:
                 f"(produced: {', '.join(produced) or 'nothing'})"
             )
         rel = dest.lstrip("/")
-        if not rel or ".." in rel.split("/"):
-            raise CargoBuildError(f"{spec.package}: install path {dest!r} for `{name}` is not inside the image")
-        target = os.path.join(staged, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(src, target)
-        executable = os.access(src, os.X_OK) and not src.endswith((".a", ".rlib"))
-        os.chmod(target, 0o755 if executable else 0o644)
-        installed.append(rel)
+        parts = rel.split("/")
+        if not rel or ".." in parts or "" in parts or "." in parts:
+            raise CargoBuildError(
+                f"{spec.package}: install path {dest!r} for `{name}` is not a plain path inside the image "
+                "(no empty, '.' or '..' components)"
+            )
+        plan.append((name, src, rel))
+    seen: Dict[str, str] = {}
+    for name, _src, rel in plan:
+        if rel in seen:
+            raise CargoBuildError(f"{spec.package}: `install` puts both `{seen[rel]}` and `{name}` at /{rel}")
+        seen[rel] = name
+    created = not os.path.isdir(staged)
+    installed = []
+    try:
+        for name, src, rel in plan:
+            target = os.path.join(staged, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(src, target)
+            executable = os.access(src, os.X_OK) and not src.endswith((".a", ".rlib"))
+            os.chmod(target, 0o755 if executable else 0o644)
+            installed.append(rel)
+    except OSError as e:
+        if created:
+            shutil.rmtree(staged, ignore_errors=True)
+        raise CargoBuildError(f"{spec.package}: cannot stage {e.filename}: {e.strerror}") from None
     return installed
 
 

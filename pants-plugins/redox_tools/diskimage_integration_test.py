@@ -43,10 +43,10 @@ def check_with_tools(img: str, tmp_path, esp_mib: int = 1) -> None:
     p = subprocess.run(["fsck.fat", "-n", "-v", esp], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
     assert_fsck_clean(p.stdout + p.stderr, esp)
-    p = subprocess.run(["mdir", "-i", f"{img}@@1M", "::/EFI/BOOT"], capture_output=True, env=ENV)
-    assert p.returncode == 0 and b"BOOTX64  EFI" in p.stdout, p.stdout + p.stderr
-    p = subprocess.run(["mtype", "-i", f"{img}@@1M", "::/EFI/BOOT/BOOTX64.EFI"], capture_output=True, env=ENV)
-    assert p.returncode == 0 and p.stdout == EFI_APP
+    raw = subprocess.run(["mdir", "-i", f"{img}@@1M", "::/EFI/BOOT"], capture_output=True, env=ENV)
+    assert raw.returncode == 0 and b"BOOTX64  EFI" in raw.stdout, raw.stdout + raw.stderr
+    raw = subprocess.run(["mtype", "-i", f"{img}@@1M", "::/EFI/BOOT/BOOTX64.EFI"], capture_output=True, env=ENV)
+    assert raw.returncode == 0 and raw.stdout == EFI_APP
 
 
 @needs_tools

@@ -6,6 +6,7 @@ import struct
 import subprocess
 import sys
 import uuid
+from typing import Any, Dict, List
 
 import pytest
 
@@ -23,7 +24,7 @@ class StandIn:
     """A tiny stand-in for the RedoxFS writer: a header-like block + one block per file."""
 
     def __init__(self, fail: bool = False) -> None:
-        self.calls = []
+        self.calls: List[Dict[str, Any]] = []
         self.fail = fail
 
     def size_needed(self, m: Manifest) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import struct
-import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 

@@ -41,6 +41,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
 
 
 def readelf(path: Path) -> Dict:
+    assert READELF is not None
     out = subprocess.run(
         [READELF, "--elf-output-style=JSON", "-h", "-l", "-S", "--symbols", "--dyn-symbols", str(path)],
         check=True, capture_output=True, text=True,
@@ -91,20 +92,23 @@ def test_system_binary() -> None:
 @needs_readelf
 @pytest.mark.skipif(CLANG is None, reason="clang-22 not installed")
 def test_clang_object(tmp_path: Path) -> None:
+    assert CLANG is not None
     src = tmp_path / "t.c"
     src.write_text(C_SOURCE)
     obj = tmp_path / "t.o"
     subprocess.run([CLANG, "-c", "-O1", str(src), "-o", str(obj)], check=True)
     elf = assert_matches_readelf(obj)
     assert elf.type == ET_REL and elf.entry == 0 and elf.program_headers == []
-    assert elf.symbol("add").type_name == "FUNC"
-    assert elf.symbol("counter").type_name == "OBJECT"
+    add, counter = elf.symbol("add"), elf.symbol("counter")
+    assert add is not None and add.type_name == "FUNC"
+    assert counter is not None and counter.type_name == "OBJECT"
     assert elf.symbol("helper") is None  # inlined static function leaves no symbol at -O1
 
 
 @needs_readelf
 @pytest.mark.skipif(RUSTC is None or LLD is None, reason="/usr/bin/rustc or ld.lld not installed")
 def test_rustc_no_std_static_exec(tmp_path: Path) -> None:
+    assert RUSTC is not None and LLD is not None
     src = tmp_path / "boot.rs"
     src.write_text(RUST_SOURCE)
     out = tmp_path / "boot"

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import random
 import struct
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import pytest
 
 from redox_tools.elf import (
-    EM_X86_64, ET_EXEC, ET_REL, PF_R, PF_X, PT_LOAD, SHT_NOBITS, SHT_PROGBITS, ElfError, ElfFile, main,
+    EM_X86_64, ET_EXEC, PF_R, PF_X, PT_LOAD, SHT_NOBITS, SHT_PROGBITS, ElfError, ElfFile, main,
 )
 
 
@@ -93,11 +93,14 @@ def test_full_elf(endian: str) -> None:
     (ph,) = elf.program_headers
     assert (ph.type_name, ph.flags_str, ph.offset, ph.vaddr, ph.filesz, ph.memsz) == ("LOAD", "R E", 0x1000, 0x401000, 0x10, 0x10)
     assert [s.name for s in elf.sections] == ["", ".text", ".bss", ".symtab", ".strtab", ".shstrtab"]
-    assert elf.section_data(elf.section(".text")) == b"\xf4" * 16
-    assert elf.section_data(elf.section(".bss")) == b""
+    text, bss = elf.section(".text"), elf.section(".bss")
+    assert text is not None and bss is not None
+    assert elf.section_data(text) == b"\xf4" * 16
+    assert elf.section_data(bss) == b""
     syms = {s.name: s for s in elf.symbols(".symtab")}
     assert syms["_start"].value == 0x401000 and syms["_start"].type_name == "FUNC" and syms["_start"].bind_name == "GLOBAL"
-    assert elf.symbol("helper").value == 0x401008
+    helper = elf.symbol("helper")
+    assert helper is not None and helper.value == 0x401008
     assert elf.symbols(".dynsym") == []
     assert elf.interpreter is None
 
@@ -141,6 +144,7 @@ def test_bad_section_and_symbol_references() -> None:
     elf = ElfFile(data)
     symtab = elf.section(".symtab")
     strtab = elf.section(".strtab")
+    assert symtab is not None and strtab is not None
     # .symtab size pushed past the end of the file
     bad = _corrupt(data, elf.shoff + 3 * 64 + 0x20, "<Q", 1 << 30)
     with pytest.raises(ElfError, match="symtab"):

@@ -1152,8 +1152,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         r = FatReader(fh, a.offset)
         if a.cmd == "ls":
             print(f"FAT{r.fat_type} volume id {r.volume_id or 0:08x} label {r.label!r}")
-            for p, e in r.walk():
-                print(f"{'d' if e.is_dir else '-'} {e.size:>10} /{p}")
+            for path, ent in r.walk():
+                print(f"{'d' if ent.is_dir else '-'} {ent.size:>10} /{path}")
         else:
             sys.stdout.buffer.write(r.read(a.path))
     return 0

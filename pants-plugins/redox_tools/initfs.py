@@ -264,20 +264,19 @@ class _Plan:
         """write_dir of §6 with an explicit stack (deep trees must not hit the recursion limit):
         entry table, then per child its content (a subdirectory recursively), inode, name."""
         self._table(root)
-        stack = [[root, 0]]
+        stack: List[Tuple[_Node, int]] = [(root, 0)]  # (directory, index of its next child)
         while stack:
-            frame = stack[-1]
-            d, i = frame
+            d, i = stack[-1]
             if i == len(d.children):
                 stack.pop()
                 if stack:
                     self._finish(d)
                 continue
-            frame[1] = i + 1
+            stack[-1] = (d, i + 1)
             c = d.children[i]
             if c.type == TYPE_DIR:
                 self._table(c)
-                stack.append([c, 0])
+                stack.append((c, 0))
                 continue
             c.length = len(c.target) if c.type == TYPE_SYMLINK else c.entry.size  # type: ignore[union-attr]
             c.offset = self._alloc(c.length)

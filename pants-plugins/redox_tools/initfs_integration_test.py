@@ -53,6 +53,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
 
 
 def build_bootstrap(tmp: Path, bss_in_data: bool) -> bytes:
+    assert RUSTC is not None and LLD is not None
     script = LINKER_SCRIPT.replace("%BSS%", "*(.bss .bss.*) *(COMMON)" if bss_in_data else "").replace(
         "%BSS_OUT%", "" if bss_in_data else ".bss : { *(.bss .bss.*) *(COMMON) }"
     )
@@ -72,7 +73,9 @@ def build_bootstrap(tmp: Path, bss_in_data: bool) -> bytes:
 def test_real_bootstrap_archive(tmp_path: Path) -> None:
     boot = build_bootstrap(tmp_path, bss_in_data=True)
     elf = ElfFile(boot)
-    assert elf.entry == 0x3000 == elf.symbol("_start").value  # _start first in .text at 0x2000 + 0x1000
+    start = elf.symbol("_start")
+    assert start is not None
+    assert elf.entry == 0x3000 == start.value  # _start first in .text at 0x2000 + 0x1000
     tree = tmp_path / "tree"
     (tree / "bin").mkdir(parents=True)
     (tree / "bin" / "init").write_bytes(b"#!/bin/sh\n")

@@ -8,13 +8,13 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Union
 
 import pytest
 
 from redox_tools.errors import ManifestError
 from redox_tools.initfs import (
-    DEFAULT_MAX_SIZE, PAGE_SIZE, TYPE_DIR, TYPE_EXEC, TYPE_FILE, TYPE_SYMLINK, InitfsError, InitfsReader,
+    DEFAULT_MAX_SIZE, PAGE_SIZE, TYPE_DIR, TYPE_EXEC, TYPE_FILE, InitfsError, InitfsReader,
     bootstrap_entry, build_initfs, check_bootstrap, main, stored_symlink_target, write_initfs,
 )
 from redox_tools.manifest import DIR, FILE, SYMLINK, Entry, Manifest
@@ -251,6 +251,7 @@ def test_layout_page_aligned_sorted_and_deterministic(tmp_path: Path) -> None:
         e = by_path.get(path)
         if e is not None and e.kind == FILE and e.size:
             assert st.offset % PAGE_SIZE == 0
+            assert e.source is not None
             assert r.read(path) == Path(e.source).read_bytes()
             pad_end = (st.offset + st.length + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
             assert not any(img1[st.offset + st.length: pad_end])  # zero up to the page end
@@ -309,6 +310,7 @@ def test_inode_and_directory_limits() -> None:
 
 def test_source_changed_since_manifest(tmp_path: Path) -> None:
     e = file_entry(tmp_path, "bin/init", INIT, 0o755)
+    assert e.source is not None
     Path(e.source).write_bytes(INIT.upper())
     out = tmp_path / "o.img"
     out.write_bytes(b"previous")
@@ -345,7 +347,7 @@ def test_write_file_equals_bytes(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Reader: validity checks of §9 and friends
 # ---------------------------------------------------------------------------------------------
-def _patch(img: bytes, off: int, fmt: str, *values: int) -> bytes:
+def _patch(img: bytes, off: int, fmt: str, *values: Union[int, bytes]) -> bytes:
     b = bytearray(img)
     struct.pack_into(fmt, b, off, *values)
     return bytes(b)

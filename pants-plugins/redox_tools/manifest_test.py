@@ -3,9 +3,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -13,6 +12,12 @@ from redox_tools.errors import ManifestError
 from redox_tools.manifest import (
     DEFAULT_DIR_MODE, DIR, FILE, SYMLINK, Entry, Manifest, normalize_path, resolve_symlink_target,
 )
+
+
+def must_get(m: Manifest, path: str) -> Entry:
+    e = m.get(path)
+    assert e is not None, path
+    return e
 
 
 def fentry(path: str, data: bytes = b"x", mode: int = 0o644, source: Optional[str] = None, **kw) -> Entry:
@@ -108,7 +113,7 @@ def test_identical_duplicates_allowed() -> None:
     f1 = fentry("etc/hosts", b"127.0.0.1 localhost\n", source="/stage/p1/etc/hosts", origin="p1")
     f2 = fentry("etc/hosts", b"127.0.0.1 localhost\n", source="/stage/p2/etc/hosts", origin="p2")
     m = Manifest([d1, d2, f1, f2, Entry("/usr", DIR, 0o755)])
-    assert len(m) == 2 and m.get("etc/hosts").sha256 == f1.sha256
+    assert len(m) == 2 and must_get(m, "etc/hosts").sha256 == f1.sha256
 
 
 def test_merge_makes_sources_absolute_and_detects_conflicts(tmp_path: Path) -> None:
@@ -120,8 +125,8 @@ def test_merge_makes_sources_absolute_and_detects_conflicts(tmp_path: Path) -> N
     mb = Manifest.from_tree(str(tmp_path / "b"), origin="pb")
     merged = Manifest.merge([ma, mb])
     assert [e.path for e in merged] == ["f", "g"]
-    assert all(os.path.isabs(e.source) for e in merged)
-    assert merged.read(merged.get("g")) == b"two"
+    assert all(e.source is not None and os.path.isabs(e.source) for e in merged)
+    assert merged.read(must_get(merged, "g")) == b"two"
     (tmp_path / "b" / "f").write_bytes(b"other")
     with pytest.raises(ManifestError, match="pa .* pb|pb .* pa"):
         Manifest.merge([ma, Manifest.from_tree(str(tmp_path / "b"), origin="pb")])
@@ -131,8 +136,8 @@ def test_merge_makes_sources_absolute_and_detects_conflicts(tmp_path: Path) -> N
 def test_complete_adds_implied_parents() -> None:
     m = Manifest([fentry("usr/share/doc/x.txt"), Entry("usr", DIR, 0o700)]).complete(uid=3, gid=4, mtime=5)
     assert [e.path for e in m] == ["usr", "usr/share", "usr/share/doc", "usr/share/doc/x.txt"]
-    assert m.get("usr").mode == 0o700  # an explicit entry wins
-    implied = m.get("usr/share")
+    assert must_get(m, "usr").mode == 0o700  # an explicit entry wins
+    implied = must_get(m, "usr/share")
     assert (implied.kind, implied.mode, implied.uid, implied.gid, implied.mtime) == (DIR, DEFAULT_DIR_MODE, 3, 4, 5)
     assert [e.name for e in m.children("usr/share")] == ["doc"]
     assert [e.path for e in m.children("")] == ["usr"]
@@ -158,7 +163,7 @@ def test_complete_accepts_inside_symlinks() -> None:
     m = Manifest([Entry("usr/bin/sh", SYMLINK, 0o777, target="/bin/ion"),
                   Entry("usr/lib64", SYMLINK, 0o777, target="lib"),
                   Entry("bin/up", SYMLINK, 0o777, target="..")]).complete()
-    assert m.get("usr").kind == DIR and m.get("usr/bin/sh").target == "/bin/ion"
+    assert must_get(m, "usr").kind == DIR and must_get(m, "usr/bin/sh").target == "/bin/ion"
 
 
 # --- from_tree -----------------------------------------------------------------------------------------
@@ -180,13 +185,13 @@ def test_from_tree_records_kinds_modes_and_content(tmp_path: Path) -> None:
     root = _tree(tmp_path / "stage")
     m = Manifest.from_tree(str(root), origin="//pkg:x")
     assert [e.path for e in m] == ["bin", "etc", "etc/hostname", "etc/secret", "usr", "usr/bin", "usr/bin/ion", "usr/bin/sh"]
-    ion = m.get("usr/bin/ion")
+    ion = must_get(m, "usr/bin/ion")
     assert (ion.kind, ion.mode, ion.size, ion.sha256) == (FILE, 0o755, 8, hashlib.sha256(b"\x7fELF ion").hexdigest())
-    assert m.get("etc/hostname").mode == 0o640
-    assert m.get("etc/secret").mode == 0o4711  # exec and setuid bits kept
-    assert m.read(ion) == b"\x7fELF ion" and not os.path.isabs(ion.source)
-    assert (m.get("bin").kind, m.get("bin").target) == (SYMLINK, "usr/bin")
-    assert m.get("usr/bin/sh").target == "/usr/bin/ion"
+    assert must_get(m, "etc/hostname").mode == 0o640
+    assert must_get(m, "etc/secret").mode == 0o4711  # exec and setuid bits kept
+    assert m.read(ion) == b"\x7fELF ion" and ion.source is not None and not os.path.isabs(ion.source)
+    assert (must_get(m, "bin").kind, must_get(m, "bin").target) == (SYMLINK, "usr/bin")
+    assert must_get(m, "usr/bin/sh").target == "/usr/bin/ion"
     assert all(e.origin == "//pkg:x" for e in m)
     assert m.complete().to_json() == m.to_json()
 
@@ -203,7 +208,10 @@ def test_from_tree_ignores_host_owner_and_times(tmp_path: Path) -> None:
     (b / "etc" / "secret").chmod(0o4711)  # chown clears setuid; put it back
     ma = Manifest.from_tree(str(a), uid=0, gid=0, mtime=1700000000)
     mb = Manifest.from_tree(str(b), uid=0, gid=0, mtime=1700000000)
-    strip = lambda m: [{k: v for k, v in e.items() if k != "source"} for e in m.to_json()["entries"]]
+
+    def strip(m: Manifest) -> List[Dict[str, Any]]:
+        return [{k: v for k, v in e.items() if k != "source"} for e in m.to_json()["entries"]]
+
     assert strip(ma) == strip(mb)
     assert {(e.uid, e.gid, e.mtime) for e in mb} == {(0, 0, 1700000000)}
 
@@ -211,9 +219,9 @@ def test_from_tree_ignores_host_owner_and_times(tmp_path: Path) -> None:
 def test_from_tree_prefix_relative_to_and_refusals(tmp_path: Path) -> None:
     root = _tree(tmp_path / "stage")
     m = Manifest.from_tree(str(root), prefix="/opt/pkg", relative_to=str(tmp_path), uid=1000, gid=1000)
-    assert m.get("opt/pkg/usr/bin/ion").source == os.path.join("stage", "usr", "bin", "ion")
-    assert m.read(m.get("opt/pkg/usr/bin/ion")) == b"\x7fELF ion"
-    assert m.get("opt/pkg/etc").uid == 1000
+    assert must_get(m, "opt/pkg/usr/bin/ion").source == os.path.join("stage", "usr", "bin", "ion")
+    assert m.read(must_get(m, "opt/pkg/usr/bin/ion")) == b"\x7fELF ion"
+    assert must_get(m, "opt/pkg/etc").uid == 1000
     with pytest.raises(ManifestError, match="not a directory"):
         Manifest.from_tree(str(tmp_path / "missing"))
     os.mkfifo(root / "etc" / "fifo")
@@ -233,7 +241,7 @@ def test_json_round_trip(tmp_path: Path) -> None:
     assert list(loaded) == list(m)
     assert [e.origin for e in loaded] == [e.origin for e in m]
     assert loaded.base_dir == str(tmp_path)
-    assert loaded.read(loaded.get("usr/bin/ion")) == b"\x7fELF ion"  # relative source found via the base dir
+    assert loaded.read(must_get(loaded, "usr/bin/ion")) == b"\x7fELF ion"  # relative source found via the base dir
     loaded.dump(str(tmp_path / "again.json"))
     assert (tmp_path / "again.json").read_text() == text  # stable bytes
     assert not (tmp_path / "manifest.json.tmp").exists()

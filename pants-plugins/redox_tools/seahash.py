@@ -14,11 +14,11 @@ what a RedoxFS writer/reader hashes.
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ["seahash", "seahash_rows", "seahash_many", "BATCH_MIN_ROWS"]
+__all__ = ["seahash", "seahash_rows", "seahash_arrays", "seahash_many", "BATCH_MIN_ROWS"]
 
 P = 0x6EED0E9DA4D94A4F
 M64 = 0xFFFFFFFFFFFFFFFF
@@ -80,51 +80,175 @@ _NP_SEEDS = np.array(SEEDS, dtype=np.uint64)
 _S32 = np.uint64(32)
 _S60 = np.uint64(60)
 
+# Batched stepping (see `_hash_parts`): rows are hashed in groups of up to GROUP_ROWS, and the
+# data is consumed in column chunks of CHUNK_STEPS 32-byte stripes copied into a small padded
+# staging buffer, so every numpy call works on a (4, rows) block that is cache-resident and
+# free of the set-aliasing that a power-of-two row stride causes.
+GROUP_ROWS = 1024
+CHUNK_STEPS = 32
+_PAD_STEPS = 2  # staging row stride (CHUNK_STEPS + 2) * 32 bytes: not a power of two
 
-def _np_rows_words(words: np.ndarray, nbytes: int) -> np.ndarray:
-    """Hash every row of `words` (uint64, shape (N, nw)); each row stands for `nbytes` bytes."""
-    n, nw = words.shape
-    st = np.empty((n, 4), dtype=np.uint64)
-    st[:] = _NP_SEEDS
-    t1 = np.empty_like(st)
-    t2 = np.empty_like(st)
+# A part: (words, nbytes) -- a C-contiguous uint64 array (rows, nw) whose rows each stand for
+# `nbytes` bytes (the last word zero-extended).
+_Part = Tuple[np.ndarray, int]
+
+
+def _view(a: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    v = a.view()
+    v.shape = shape  # raises instead of silently copying
+    return v
+
+
+def _hash_parts(parts: Sequence[_Part]) -> List[np.ndarray]:
+    """SeaHash of every row of every part, all parts stepped together -> one uint64 array per part."""
+    outs = [np.empty(w.shape[0], dtype=np.uint64) for w, _ in parts]
+    order = sorted((i for i in range(len(parts)) if parts[i][0].shape[0]),
+                   key=lambda i: -(parts[i][0].shape[1] >> 2))
+    group: List[Tuple[int, int, int]] = []
+    cnt = 0
+    for i in order:
+        n = parts[i][0].shape[0]
+        r = 0
+        while r < n:
+            take = min(n - r, GROUP_ROWS - cnt)
+            group.append((i, r, r + take))
+            cnt += take
+            r += take
+            if cnt == GROUP_ROWS:
+                _hash_group(parts, group, cnt, outs)
+                group = []
+                cnt = 0
+    if group:
+        _hash_group(parts, group, cnt, outs)
+    return outs
+
+
+def _hash_group(parts: Sequence[_Part], group: List[Tuple[int, int, int]], g: int, outs: List[np.ndarray]) -> None:
+    # segments in descending order of full steps: the rows still active at any step are a prefix
+    segs = []  # (words3 (rows, steps, 4) or None, steps, row offset in group, rows)
+    off = 0
+    for i, r0, r1 in group:
+        w = parts[i][0]
+        nw = w.shape[1]
+        steps = nw >> 2
+        w3 = _view(w[r0:r1, : steps * 4], (r1 - r0, steps, 4)) if steps else None
+        segs.append((w3, steps, off, r1 - r0))
+        off += r1 - r0
+    # the state of the active rows lives in contiguous (4, active) arrays (numpy's fast path);
+    # rows that finish leave their state in `final`
+    final = np.empty((4, g), dtype=np.uint64)
+    final[:] = _NP_SEEDS[:, None]
+    flat = np.empty((6, 4 * g), dtype=np.uint64)
+    flat[3] = P
+    flat[4] = 60
+    flat[5] = 32
     xor = np.bitwise_xor
     mul = np.multiply
     rsh = np.right_shift
-    p = _NP_P
-    s32 = _S32
-    s60 = _S60
-    body = nw - (nw & 3)
-    if body:
-        w3 = words[:, :body].reshape(n, body // 4, 4)
-        for k in range(body // 4):
-            xor(st, w3[:, k, :], out=st)
-            mul(st, p, out=st)
-            rsh(st, s60, out=t1)
-            rsh(st, s32, out=t2)
-            rsh(t2, t1, out=t2)
-            xor(st, t2, out=st)
-            mul(st, p, out=st)
-    tail = nw - body
-    if tail:
-        sub = st[:, :tail]
-        u1 = t1[:, :tail]
-        u2 = t2[:, :tail]
-        xor(sub, words[:, body:], out=sub)
-        mul(sub, p, out=sub)
-        rsh(sub, s60, out=u1)
-        rsh(sub, s32, out=u2)
-        rsh(u2, u1, out=u2)
-        xor(sub, u2, out=sub)
-        mul(sub, p, out=sub)
-    x = st[:, 0] ^ st[:, 1]
-    x ^= st[:, 2]
-    x ^= st[:, 3]
-    x ^= np.uint64(nbytes)
-    mul(x, p, out=x)
-    x ^= (x >> s32) >> (x >> s60)
-    mul(x, p, out=x)
-    return x
+    max_steps = segs[0][1]
+    cur = 0  # rows in the current state arrays
+    if max_steps:
+        kmax = min(CHUNK_STEPS, max_steps)
+        tmp = np.empty((g, kmax + _PAD_STEPS, 4), dtype=np.uint64)
+        for c0 in range(0, max_steps, kmax):
+            kk = min(kmax, max_steps - c0)
+            # stage the chunk; note where the active prefix shrinks inside it
+            ends = []  # (step within chunk, active rows after it)
+            active = 0
+            for w3, steps, so, sn in segs:
+                if steps <= c0:
+                    break
+                take = min(kk, steps - c0)
+                tmp[so : so + sn, :take] = w3[:, c0 : c0 + take]
+                active = so + sn
+                if take < kk:
+                    ends.append((take, so))
+            bounds: List[Tuple[int, int, int]] = []  # (k0, k1, active)
+            k0 = 0
+            for k_end, new_active in sorted(ends, key=lambda e: (e[0], -e[1])):
+                if k_end > k0:
+                    bounds.append((k0, k_end, active))
+                    k0 = k_end
+                active = min(active, new_active)
+            if kk > k0:
+                bounds.append((k0, kk, active))
+            for k0, k1, a in bounds:
+                if a != cur:
+                    if cur == 0:
+                        st = _view(flat[0, : 4 * a], (4, a))
+                        st[:] = _NP_SEEDS[:, None]
+                    else:
+                        final[:, a:cur] = st[:, a:]
+                        st2 = _view(flat[1, : 4 * a], (4, a))
+                        st2[:] = st[:, :a]
+                        st = _view(flat[0, : 4 * a], (4, a))
+                        st[:] = st2
+                    cur = a
+                    u1 = _view(flat[1, : 4 * a], (4, a))
+                    u2 = _view(flat[2, : 4 * a], (4, a))
+                    p = _view(flat[3, : 4 * a], (4, a))
+                    s60 = _view(flat[4, : 4 * a], (4, a))
+                    s32 = _view(flat[5, : 4 * a], (4, a))
+                if a == 0:
+                    continue
+                for wk in tmp[:a, k0:k1].transpose(1, 2, 0):
+                    xor(st, wk, st)
+                    mul(st, p, st)
+                    rsh(st, s60, u1)
+                    rsh(st, s32, u2)
+                    rsh(u2, u1, u2)
+                    xor(st, u2, st)
+                    mul(st, p, st)
+        if cur:
+            final[:, :cur] = st
+    st = final
+    t1 = np.empty_like(st)
+    t2 = np.empty_like(st)
+    # trailing words (fewer than 4) of each row, then the final diffusion with the length
+    nbytes = np.empty(g, dtype=np.uint64)
+    k = 0
+    for i, r0, r1 in group:
+        w, nb = parts[i]
+        nw = w.shape[1]
+        tail = nw & 3
+        if tail:
+            sub = st[:tail, k : k + r1 - r0]
+            u1 = t1[:tail, k : k + r1 - r0]
+            u2 = t2[:tail, k : k + r1 - r0]
+            xor(sub, w[r0:r1, nw - tail :].T, sub)
+            mul(sub, _NP_P, sub)
+            rsh(sub, _S60, u1)
+            rsh(sub, _S32, u2)
+            rsh(u2, u1, u2)
+            xor(sub, u2, sub)
+            mul(sub, _NP_P, sub)
+        nbytes[k : k + r1 - r0] = nb
+        k += r1 - r0
+    x = st[0] ^ st[1]
+    x ^= st[2]
+    x ^= st[3]
+    x ^= nbytes
+    mul(x, _NP_P, x)
+    x ^= (x >> _S32) >> (x >> _S60)
+    mul(x, _NP_P, x)
+    k = 0
+    for i, r0, r1 in group:
+        outs[i][r0:r1] = x[k : k + r1 - r0]
+        k += r1 - r0
+
+
+def _words_of(rows: np.ndarray) -> np.ndarray:
+    n, length = rows.shape
+    if length % 8 == 0:
+        src = np.ascontiguousarray(rows)
+        words = _view(src.view("<u8"), (n, length // 8)) if n else np.zeros((0, length // 8), np.uint64)
+    else:
+        padded = np.zeros((n, (length + 7) // 8 * 8), dtype=np.uint8)
+        padded[:, :length] = rows
+        words = padded.view("<u8")
+    if words.dtype.byteorder == ">":  # pragma: no cover - big-endian hosts only
+        words = words.astype(np.uint64)
+    return words
 
 
 def seahash_rows(rows: np.ndarray) -> np.ndarray:
@@ -139,32 +263,38 @@ def seahash_rows(rows: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.uint64)
     if n < BATCH_MIN_ROWS:
         return np.array([seahash(memoryview(np.ascontiguousarray(r))) for r in rows], dtype=np.uint64)
-    if length % 8 == 0:
-        src = np.ascontiguousarray(rows)
-        words = src.view("<u8").reshape(n, length // 8)
-    else:
-        padded = np.zeros((n, (length + 7) // 8 * 8), dtype=np.uint8)
-        padded[:, :length] = rows
-        words = padded.view("<u8")
-    if words.dtype.byteorder == ">":  # pragma: no cover - big-endian hosts only
-        words = words.astype(np.uint64)
-    return _np_rows_words(words, length)
+    return _hash_parts([(_words_of(rows), length)])[0]
+
+
+def seahash_arrays(arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """`seahash_rows` of several 2-D uint8 arrays (each with its own row length) at once: all
+    rows are stepped together, so many short arrays cost about as few numpy calls as one."""
+    parts: List[_Part] = []
+    for rows in arrays:
+        if rows.ndim != 2 or rows.dtype != np.uint8:
+            raise TypeError("seahash_arrays needs 2-D uint8 arrays")
+        parts.append((_words_of(rows), rows.shape[1]))
+    if sum(w.shape[0] for w, _ in parts) < BATCH_MIN_ROWS:
+        return [np.array([seahash(memoryview(np.ascontiguousarray(r))) for r in rows], dtype=np.uint64)
+                for rows in arrays]
+    return _hash_parts(parts)
 
 
 def seahash_many(items: Sequence[Buffer]) -> List[int]:
-    """SeaHash of many byte strings at once (grouped by length, batched with numpy)."""
+    """SeaHash of many byte strings at once (grouped by length, all groups stepped together)."""
     out: List[int] = [0] * len(items)
     groups: Dict[int, List[int]] = {}
-    for i, it in enumerate(items):
-        groups.setdefault(len(memoryview(it).cast("B")), []).append(i)
-    for length, idx in groups.items():
-        if len(idx) < BATCH_MIN_ROWS or length == 0:
-            for i in idx:
-                out[i] = seahash(items[i])
-            continue
-        arr = np.empty((len(idx), length), dtype=np.uint8)
-        for row, i in enumerate(idx):
-            arr[row] = np.frombuffer(items[i], dtype=np.uint8)
-        for i, h in zip(idx, seahash_rows(arr).tolist()):
-            out[i] = h
+    blobs = [it if isinstance(it, bytes) else bytes(memoryview(it).cast("B")) for it in items]
+    for i, it in enumerate(blobs):
+        groups.setdefault(len(it), []).append(i)
+    if len(items) < BATCH_MIN_ROWS:
+        return [seahash(b) for b in blobs]
+    lengths = list(groups)
+    arrays = [
+        np.frombuffer(b"".join([blobs[i] for i in groups[n]]), dtype=np.uint8).reshape(len(groups[n]), n)
+        for n in lengths
+    ]
+    for n, h in zip(lengths, seahash_arrays(arrays)):
+        for i, v in zip(groups[n], h.tolist()):
+            out[i] = v
     return out

@@ -15,7 +15,7 @@ import io
 import random
 import time
 import traceback
-from typing import Counter, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Counter, Dict, List, Optional, Sequence, Tuple
 
 from redox_tools import fat
 from redox_tools.fat import FatError, FatReader
@@ -85,7 +85,7 @@ def exercise(data: bytes) -> str:
         return "FatError"
 
 
-def run(n: int, seed: int = 1, *, raise_crash: bool = True) -> Dict[str, object]:
+def run(n: int, seed: int = 1, *, raise_crash: bool = True) -> Dict[str, Any]:
     rng = random.Random(seed)
     bases = seeds()
     counts: Counter[str] = collections.Counter()
@@ -116,11 +116,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     res = run(a.n, a.seed, raise_crash=False)
     print(f"fat_fuzz: {res['cases']} cases in {res['seconds']:.1f} s "
           f"({res['cases'] / res['seconds']:.0f}/s), slowest case {res['slowest_case'] * 1000:.1f} ms")
-    for k, v in sorted(res["counts"].items()):  # type: ignore[union-attr]
+    for k, v in sorted(res["counts"].items()):
         print(f"  {k:<16} {v}")
     crashes = res["crashes"]
-    print(f"  crashes (non-FatError): {len(crashes)}")  # type: ignore[arg-type]
-    for c in crashes[:5]:  # type: ignore[index]
+    print(f"  crashes (non-FatError): {len(crashes)}")
+    for c in crashes[:5]:
         print(c)
     return 1 if crashes else 0
 

@@ -17,7 +17,7 @@ import time
 import traceback
 import uuid
 import zlib
-from typing import Counter, Dict, List, Optional, Sequence
+from typing import Any, Counter, Dict, List, Optional, Sequence
 
 from redox_tools import gpt
 from redox_tools.gpt import GptError, Partition
@@ -92,7 +92,7 @@ def exercise(data: bytes, check_backup: bool) -> str:
         return "GptError"
 
 
-def run(n: int, seed: int = 1, *, raise_crash: bool = True) -> Dict[str, object]:
+def run(n: int, seed: int = 1, *, raise_crash: bool = True) -> Dict[str, Any]:
     rng = random.Random(seed)
     base = seed_image()
     counts: Counter[str] = collections.Counter()
@@ -122,11 +122,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     res = run(a.n, a.seed, raise_crash=False)
     print(f"gpt_fuzz: {res['cases']} cases in {res['seconds']:.1f} s "
           f"({res['cases'] / res['seconds']:.0f}/s), slowest case {res['slowest_case'] * 1000:.1f} ms")
-    for k, v in sorted(res["counts"].items()):  # type: ignore[union-attr]
+    for k, v in sorted(res["counts"].items()):
         print(f"  {k:<10} {v}")
     crashes = res["crashes"]
-    print(f"  crashes (non-GptError): {len(crashes)}")  # type: ignore[arg-type]
-    for c in crashes[:5]:  # type: ignore[index]
+    print(f"  crashes (non-GptError): {len(crashes)}")
+    for c in crashes[:5]:
         print(c)
     return 1 if crashes else 0
 

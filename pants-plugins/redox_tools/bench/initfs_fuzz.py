@@ -18,7 +18,7 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 from redox_tools.initfs import (
-    HEADER_SIZE, TYPE_EXEC, TYPE_FILE, TYPE_SYMLINK, InitfsError, InitfsReader, build_initfs,
+    TYPE_EXEC, TYPE_FILE, TYPE_SYMLINK, InitfsError, InitfsReader, build_initfs,
 )
 from redox_tools.manifest import DIR, FILE, SYMLINK, Entry, Manifest
 

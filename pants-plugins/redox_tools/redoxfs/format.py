@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import struct
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 from redox_tools.errors import FormatError
-from redox_tools.seahash import seahash
+from redox_tools.seahash import seahash, seahash_many
 
 
 class RedoxFSError(FormatError):
@@ -80,6 +80,15 @@ def name_hash(name: bytes) -> int:
     """HTree key of a directory entry name (§9.4)."""
     h = seahash(name) & 0xFFFFFFFF
     return 0xFFFFFFFE if h == 0xFFFFFFFF else h
+
+
+def name_hashes(names: Sequence[bytes]) -> List[int]:
+    """`name_hash` of many names at once (batched seahash)."""
+    out = []
+    for h in seahash_many(names):
+        h &= 0xFFFFFFFF
+        out.append(0xFFFFFFFE if h == 0xFFFFFFFF else h)
+    return out
 
 
 def next_node_id(i: int) -> int:

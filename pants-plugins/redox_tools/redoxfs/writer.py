@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import gc
 from concurrent.futures import Future, ThreadPoolExecutor
 import hashlib
 import json
@@ -56,11 +57,11 @@ from redox_tools.redoxfs.format import (
     VERSION,
     RedoxFSError,
     make_addr,
-    name_hash,
+    name_hashes,
     next_node_id,
     record_level_for,
 )
-from redox_tools.seahash import seahash, seahash_rows
+from redox_tools.seahash import seahash, seahash_arrays, seahash_rows
 
 __all__ = ["write_redoxfs", "size_needed", "default_uuid", "MIN_FREE_BLOCKS"]
 
@@ -84,7 +85,7 @@ class _Node:
     __slots__ = (
         "path", "name", "kind", "mode", "uid", "gid", "mtime", "ctime", "children", "id", "block",
         "size", "src", "data", "rl", "nrec", "last_level", "rec_base", "lists", "tops", "blocks",
-        "dirlists", "dl_keys", "htree", "rec_hash", "hash",
+        "dirlists", "dl_keys", "htree", "rec_hash", "hash", "nh",
     )
 
     def __init__(self, path: str, name: bytes, kind: str, mode: int, uid: int, gid: int, mtime: int, ctime: int):
@@ -114,6 +115,7 @@ class _Node:
         self.htree: List[List[Tuple[int, int]]] = []  # per level: (first child, end child)
         self.rec_hash: Optional[np.ndarray] = None
         self.hash = 0
+        self.nh = 0  # HTree key of the name (set by _plan)
 
     @property
     def inline(self) -> bool:
@@ -287,7 +289,7 @@ def _plan_dir(n: _Node, cur: _Cursor) -> None:
     if not n.children:
         n.blocks = 1
         return
-    items = sorted((name_hash(c.name), c.name, c.id) for c in n.children)
+    items = sorted((c.nh, c.name, c.id) for c in n.children)
     lists: List[List[Tuple[int, bytes]]] = [[]]
     keys: List[int] = []
     used = 0
@@ -332,6 +334,8 @@ def _plan(manifest: Any, ctime: Optional[int]) -> _Plan:
         if n.children:
             n.children.sort(key=lambda c: c.name)
             stack.extend(reversed(n.children))
+    for n, h in zip(nodes, name_hashes([n.name for n in nodes])):
+        n.nh = h
     cur = _Cursor(HEADER_RING)
     for n in nodes:
         n.block = cur.take(0)
@@ -488,15 +492,20 @@ def _punch_hole(fd: int, offset: int, size: int) -> bool:
     return fn(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, offset, size) == 0
 
 
+_EOF_PROBE = bytearray(1)  # scratch for the byte past a file's planned end (never kept)
+
+
 class _Source:
     """One file's content: an open source file (read with preadv) or in-memory bytes."""
+
+    __slots__ = ("node", "fd")
 
     def __init__(self, node: _Node):
         self.node = node
         self.fd: Optional[int] = None
         if node.data is None:
             try:
-                self.fd = os.open(str(node.src), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                self.fd = os.open(str(node.src), _O_READ)
             except OSError as exc:
                 raise RedoxFSError(f"/{node.path}: cannot read its source {node.src}: {exc.strerror}") from None
 
@@ -506,7 +515,9 @@ class _Source:
             "it had when the image was planned (changed while writing?)"
         )
 
-    def read_into(self, mv: memoryview, pos: int) -> None:
+    def read_into(self, mv: memoryview, pos: int, last: bool = False) -> None:
+        """Fill `mv` from byte `pos`. With `last` (mv ends at the planned size) also check that
+        the file ends there: the read asks for one byte more, which must not come."""
         want = len(mv)
         if self.fd is None:
             chunk = (self.node.data or b"")[pos : pos + want]
@@ -514,21 +525,29 @@ class _Source:
                 raise self._short()
             mv[:] = chunk
             return
-        got = 0
+        fd = self.fd
+        k = os.preadv(fd, [mv, _EOF_PROBE] if last else [mv], pos)
+        if k == want:  # the common case: one call, and (with `last`) the file ended right there
+            return
+        got = k
         while got < want:
-            k = os.preadv(self.fd, [mv[got:]], pos + got)
             if k <= 0:
                 raise self._short()
-            got += k
+            k = os.preadv(fd, [mv[got:], _EOF_PROBE] if last else [mv[got:]], pos + got)
+            got += max(k, 0)
+        if got > want:
+            raise self._changed()
 
-    def check_size(self) -> None:
-        if self.fd is not None and os.fstat(self.fd).st_size != self.node.size:
-            raise RedoxFSError(f"/{self.node.path}: source {self.node.src} changed size while the image was written")
+    def _changed(self) -> RedoxFSError:
+        return RedoxFSError(f"/{self.node.path}: source {self.node.src} changed size while the image was written")
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
 
 
 def _stored_bytes(n: _Node, r0: int, r1: int) -> int:
@@ -538,6 +557,46 @@ def _stored_bytes(n: _Node, r0: int, r1: int) -> int:
 
 # A batch item: records [r0, r1) of a file node.
 _Run = Tuple[_Node, int, int]
+# A staged record piece: (level, first row, end row, node, first record, data bytes)
+_Piece = Tuple[int, int, int, _Node, int, int]
+
+
+# A read job: fill `dest` from byte `pos` of the node's content; `last`: dest ends at the
+# planned size (check that the file ends there too); `pad`: bytes after it to zero.
+_Job = Tuple[_Node, memoryview, int, bool, Optional[np.ndarray]]
+
+# Reads at least this big go to the IO thread (one long GIL-free preadv each); smaller ones
+# (small files, inline contents) are done by the main thread, where per-file Python work does
+# not contend for the GIL with the hashing.
+BIG_READ = 256 << 10
+
+
+class _Batch:
+    """One batch on its way through the pipeline: big reads (IO thread) -> small reads, hash
+    and build (main thread) -> write (IO thread). `slot` picks one of the two sets of
+    staging buffers."""
+
+    __slots__ = ("runs", "nodes", "slot", "arrays", "pieces", "big", "small")
+
+    def __init__(self, runs: List[_Run], nodes: List[_Node], slot: int):
+        self.runs = runs
+        self.nodes = nodes
+        self.slot = slot
+        self.arrays: List[Optional[np.ndarray]] = []
+        self.pieces: List[_Piece] = []
+        self.big: List[_Job] = []
+        self.small: List[_Job] = []
+
+
+def _run_jobs(jobs: List[_Job]) -> None:
+    for n, dest, pos, last, pad in jobs:
+        src = _Source(n)
+        try:
+            src.read_into(dest, pos, last)
+        finally:
+            src.close()
+        if pad is not None:
+            pad.fill(0)
 
 
 class _Writer:
@@ -547,29 +606,29 @@ class _Writer:
         self.node_hash = np.zeros(len(plan.nodes), dtype=np.uint64)
         self.node_pos: Dict[int, int] = {}
         self._list_hash: Dict[Tuple[int, int], int] = {}
-        # writes of one batch overlap with reading/hashing the next (pwritev releases the GIL);
-        # at most one batch is in flight so memory stays bounded
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redoxfs-write")
-        self._pending: Optional[Future] = None
-        # two sets of staging buffers, reused batch after batch (no page faults after the first
-        # use): one is being filled while the other is written
+        # One IO thread runs, in order, "write batch i-1" and "big reads of batch i+1" while
+        # the main thread does the small reads of batch i and hashes it (preadv/pwritev and
+        # numpy's loops release the GIL). Batch i+1 reads into the buffer set that batch i-1
+        # was written from, after that write: two sets of staging buffers suffice and memory
+        # stays bounded.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redoxfs-io")
+        self._writes: List[Future] = []
         self._arenas: List[Optional[np.ndarray]] = [None, None]
         self._node_bufs: List[Optional[np.ndarray]] = [None, None]
-        self._set = 0
         self._dir_root: Dict[int, Tuple[int, int, int]] = {}
 
-    def _arena(self, nbytes: int) -> np.ndarray:
-        a = self._arenas[self._set]
+    def _arena(self, slot: int, nbytes: int) -> np.ndarray:
+        a = self._arenas[slot]
         if a is None or a.size < nbytes:
             a = np.empty(max(nbytes, BATCH_BYTES + (BLOCK_SIZE << RECORD_LEVEL)), dtype=np.uint8)
-            self._arenas[self._set] = a
+            self._arenas[slot] = a
         return a
 
-    def _node_buf(self, n: int) -> np.ndarray:
-        a = self._node_bufs[self._set]
+    def _node_buf(self, slot: int, n: int) -> np.ndarray:
+        a = self._node_bufs[slot]
         if a is None or a.shape[0] < n:
             a = np.empty((max(n, BATCH_NODES), BLOCK_SIZE), dtype=np.uint8)
-            self._node_bufs[self._set] = a
+            self._node_bufs[slot] = a
         out = a[:n]
         out.fill(0)
         return out
@@ -579,27 +638,26 @@ class _Writer:
         try:
             self._run()
         finally:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _wait(self) -> None:
-        if self._pending is not None:
-            fut, self._pending = self._pending, None
-            fut.result()
+        while self._writes:
+            self._writes.pop(0).result()
 
-    def _run(self) -> None:
+    def _batches(self) -> Iterator[Tuple[List[_Run], List[_Node]]]:
         runs: List[_Run] = []
         done_nodes: List[_Node] = []
         staged = 0
         for pos, n in enumerate(self.plan.nodes):
             self.node_pos[n.id] = pos
-            if n.kind != DIR and not n.inline:
+            if n.kind != DIR and n.size > INLINE_MAX:
                 rsize = BLOCK_SIZE << n.rl
                 per_batch = max(1, BATCH_BYTES // rsize)
                 r = 0
                 while r < n.nrec:
                     room = (BATCH_BYTES - staged) // rsize
                     if room <= 0:
-                        self.flush(runs, done_nodes)
+                        yield runs, done_nodes
                         runs, done_nodes, staged = [], [], 0
                         room = per_batch
                     r1 = min(n.nrec, r + room)
@@ -608,96 +666,160 @@ class _Writer:
                     r = r1
             done_nodes.append(n)
             if len(done_nodes) >= BATCH_NODES or staged >= BATCH_BYTES:
-                self.flush(runs, done_nodes)
+                yield runs, done_nodes
                 runs, done_nodes, staged = [], [], 0
-        self.flush(runs, done_nodes)
+        if runs or done_nodes:
+            yield runs, done_nodes
+
+    def _run(self) -> None:
+        submit = self._pool.submit
+        batches = self._batches()
+        slot = 0
+        nxt = next(batches, None)
+        pending: Optional[Tuple[_Batch, Future]] = None
+        if nxt is not None:
+            b = self._prepare(nxt[0], nxt[1], slot)
+            pending = (b, submit(_run_jobs, b.big))
+        while pending is not None:
+            batch, reading = pending
+            nxt = next(batches, None)
+            slot ^= 1
+            if nxt is not None:
+                b = self._prepare(nxt[0], nxt[1], slot)
+                pending = (b, submit(_run_jobs, b.big))
+            else:
+                pending = None
+            writes, data = self._process(batch, reading)
+            self._writes.append(submit(self._write, writes, data))
+            # keep at most the last write in flight (errors surface early)
+            while len(self._writes) > 1:
+                self._writes.pop(0).result()
         self.finish()
 
-    def flush(self, runs: List[_Run], nodes: List[_Node]) -> None:
-        writes: List[Tuple[int, memoryview]] = []
-        self._records(runs, writes)
-        self._block_lists(nodes, writes)
-        self._directories(nodes, writes)
-        self._nodes(nodes, writes)
-        self._wait()
-        self._pending = self._pool.submit(self.sink.write_runs, writes)
-        self._set ^= 1
-
-    # -- records --------------------------------------------------------------------------------
-    def _records(self, runs: List[_Run], writes: List[Tuple[int, memoryview]]) -> None:
+    def _prepare(self, runs: List[_Run], nodes: List[_Node], slot: int) -> _Batch:
+        """Place the batch's records in the slot's arena (views only: the slot's buffers may
+        still be being written) and list the reads that fill them."""
+        b = _Batch(runs, nodes, slot)
         if not runs:
-            return
-        # rows per level class
-        counts = [0] * (RECORD_LEVEL + 1)
+            return b
+        counts = [0] * (RECORD_LEVEL + 1)  # rows per level class
         for n, r0, r1 in runs:
             full = min(r1, n.nrec - 1) - r0 if r0 < n.nrec - 1 else 0
             counts[n.rl] += max(0, full)
             if r1 == n.nrec:
                 counts[n.last_level] += 1
-        arena = self._arena(sum(c * (BLOCK_SIZE << lv) for lv, c in enumerate(counts)))
+        arena = self._arena(slot, sum(c * (BLOCK_SIZE << lv) for lv, c in enumerate(counts)))
         arrays: List[Optional[np.ndarray]] = [None] * (RECORD_LEVEL + 1)
+        starts = [0] * (RECORD_LEVEL + 1)  # byte offset of each level's rows in the arena
         off = 0
         for lv in range(RECORD_LEVEL, -1, -1):
             c = counts[lv]
             if c:
-                n = c * (BLOCK_SIZE << lv)
-                arrays[lv] = arena[off : off + n].reshape(c, BLOCK_SIZE << lv)
-                off += n
+                nb = c * (BLOCK_SIZE << lv)
+                arrays[lv] = arena[off : off + nb].reshape(c, BLOCK_SIZE << lv)
+                starts[lv] = off
+                off += nb
+        b.arrays = arrays
+        flat = memoryview(arena)
         fill = [0] * (RECORD_LEVEL + 1)
-        # (level, row0, row1, node, r0) per placed run piece, for hashing/writing afterwards
-        pieces: List[Tuple[int, int, int, _Node, int, int]] = []
+        pieces = b.pieces
+        big = b.big
+        small = b.small
         for n, r0, r1 in runs:
-            if n.rec_hash is None:
-                n.rec_hash = np.zeros(n.nrec, dtype=np.uint64)
-            src = _Source(n)
-            try:
-                rsize = BLOCK_SIZE << n.rl
-                full_end = min(r1, n.nrec - 1)
-                if full_end > r0:
-                    arr = arrays[n.rl]
-                    assert arr is not None
-                    row0 = fill[n.rl]
-                    k = full_end - r0
-                    src.read_into(memoryview(arr[row0 : row0 + k].reshape(-1)), r0 * rsize)
-                    fill[n.rl] += k
-                    pieces.append((n.rl, row0, row0 + k, n, r0, k * rsize))
-                if r1 == n.nrec:
-                    lv = n.last_level
-                    arr = arrays[lv]
-                    assert arr is not None
-                    row = fill[lv]
-                    fill[lv] += 1
-                    r = n.nrec - 1
-                    length = n.size - r * rsize
-                    src.read_into(memoryview(arr[row, :length]), r * rsize)
-                    arr[row, length:] = 0
-                    src.check_size()
-                    pieces.append((lv, row, row + 1, n, r, length))
-            finally:
-                src.close()
-        hashes = [seahash_rows(a) if a is not None else None for a in arrays]
+            rl = n.rl
+            rsize = BLOCK_SIZE << rl
+            full_end = min(r1, n.nrec - 1)
+            if full_end > r0:
+                row0 = fill[rl]
+                k = full_end - r0
+                at = starts[rl] + row0 * rsize
+                (big if k * rsize >= BIG_READ else small).append((n, flat[at : at + k * rsize], r0 * rsize, False, None))
+                fill[rl] += k
+                pieces.append((rl, row0, row0 + k, n, r0, k * rsize))
+            if r1 == n.nrec:
+                lv = n.last_level
+                row = fill[lv]
+                fill[lv] += 1
+                r = n.nrec - 1
+                length = n.size - r * rsize
+                at = starts[lv] + row * (BLOCK_SIZE << lv)
+                end = at + (BLOCK_SIZE << lv)
+                job = (n, flat[at : at + length], r * rsize, True, arena[at + length : end] if end > at + length else None)
+                (big if length >= BIG_READ else small).append(job)
+                pieces.append((lv, row, row + 1, n, r, length))
+        return b
+
+    def _write(self, writes: List[Tuple[int, memoryview]], data: List[Tuple[int, np.ndarray, int]]) -> None:
+        """Write a finished batch (IO thread). `data` holds record runs (first block, bytes,
+        data length): on a fresh (all-hole) region their all-zero pages are left as holes."""
         fresh = self.sink.fresh
-        for lv, row0, row1, n, r0, data_len in pieces:
-            h = hashes[lv]
-            assert h is not None and n.rec_hash is not None
-            n.rec_hash[r0 : r0 + (row1 - row0)] = h[row0:row1]
-            arr = arrays[lv]
-            assert arr is not None
-            blk0 = n.rec_base + (r0 << n.rl)
-            flat = arr[row0:row1].reshape(-1)
+        for blk0, flat, data_len in data:
             if not fresh:
                 writes.append((blk0, memoryview(flat)))
                 continue
-            # skip pages that are zero (the region already reads as zeros)
             npages = -(-data_len // BLOCK_SIZE)
             pages = flat[: npages * BLOCK_SIZE].view(np.uint64).reshape(npages, BLOCK_SIZE // 8)
-            nz = pages.any(axis=1)
-            if nz.all():
-                writes.append((blk0, memoryview(flat[: npages * BLOCK_SIZE])))
-                continue
-            idx = np.flatnonzero(np.diff(np.concatenate(([False], nz, [False])).astype(np.int8)))
-            for a, b in zip(idx[0::2].tolist(), idx[1::2].tolist()):
-                writes.append((blk0 + a, memoryview(flat[a * BLOCK_SIZE : b * BLOCK_SIZE])))
+            # a page with a non-zero first word is not zero; look at the others in full
+            nz = pages[:, 0] != 0
+            if not nz.all():
+                cand = np.flatnonzero(~nz)
+                nz[cand] = pages[cand].any(axis=1)
+                if not nz.all():
+                    idx = np.flatnonzero(np.diff(np.concatenate(([False], nz, [False])).astype(np.int8)))
+                    for a, e in zip(idx[0::2].tolist(), idx[1::2].tolist()):
+                        writes.append((blk0 + a, memoryview(flat[a * BLOCK_SIZE : e * BLOCK_SIZE])))
+                    continue
+            writes.append((blk0, memoryview(flat[: npages * BLOCK_SIZE])))
+        self.sink.write_runs(writes)
+
+    # -- main thread ----------------------------------------------------------------------------
+    def _process(self, b: _Batch, reading: Future) -> Tuple[List[Tuple[int, memoryview]], List[Tuple[int, np.ndarray, int]]]:
+        writes: List[Tuple[int, memoryview]] = []
+        data: List[Tuple[int, np.ndarray, int]] = []
+        node_arr = self._stage_inline(b)
+        _run_jobs(b.small)
+        reading.result()  # the big reads (IO thread)
+        self._records(b, data)
+        self._block_lists(b.nodes, writes)
+        self._directories(b.nodes, writes)
+        self._nodes(b.nodes, node_arr, writes)
+        return writes, data
+
+    def _stage_inline(self, b: _Batch) -> Optional[np.ndarray]:
+        """The batch's zeroed node blocks, with inline file contents read in."""
+        nodes = b.nodes
+        if not nodes:
+            return None
+        arr = self._node_buf(b.slot, len(nodes))
+        buf = memoryview(arr.reshape(-1))
+        base = INLINE_OFFSET
+        for n in nodes:
+            size = n.size
+            if size and n.kind != DIR and size <= INLINE_MAX:
+                src = _Source(n)
+                try:
+                    src.read_into(buf[base : base + size], 0, True)
+                finally:
+                    src.close()
+            base += BLOCK_SIZE
+        return arr
+
+    # -- records --------------------------------------------------------------------------------
+    def _records(self, b: _Batch, data: List[Tuple[int, np.ndarray, int]]) -> None:
+        if not b.runs:
+            return
+        arrays = b.arrays
+        present = [a for a in arrays if a is not None]
+        got = iter(seahash_arrays(present))
+        hashes = [next(got) if a is not None else None for a in arrays]
+        for lv, row0, row1, n, r0, data_len in b.pieces:
+            h = hashes[lv]
+            arr = arrays[lv]
+            assert h is not None and arr is not None
+            if n.rec_hash is None:
+                n.rec_hash = np.zeros(n.nrec, dtype=np.uint64)
+            n.rec_hash[r0 : r0 + (row1 - row0)] = h[row0:row1]
+            data.append((n.rec_base + (r0 << n.rl), arr[row0:row1].reshape(-1), data_len))
 
     # -- BlockLists -----------------------------------------------------------------------------
     def _block_lists(self, nodes: List[_Node], writes: List[Tuple[int, memoryview]]) -> None:
@@ -792,10 +914,10 @@ class _Writer:
             self._dir_root[n.id] = (len(n.htree), addr, h)
 
     # -- node blocks ----------------------------------------------------------------------------
-    def _nodes(self, nodes: List[_Node], writes: List[Tuple[int, memoryview]]) -> None:
+    def _nodes(self, nodes: List[_Node], arr: Optional[np.ndarray], writes: List[Tuple[int, memoryview]]) -> None:
         if not nodes:
             return
-        arr = self._node_buf(len(nodes))
+        assert arr is not None  # zeroed, inline contents already read in
         buf = memoryview(arr.reshape(-1))
         pack = NODE_STRUCT.pack_into
         for row, n in enumerate(nodes):
@@ -810,15 +932,7 @@ class _Writer:
                         (0xFFFFFFFFFFFFFFF0 | depth).to_bytes(8, "little") + (0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
                         + addr.to_bytes(8, "little") + h.to_bytes(8, "little")
                     )
-            elif inline:
-                if n.size:
-                    src = _Source(n)
-                    try:
-                        src.read_into(buf[base + INLINE_OFFSET : base + INLINE_OFFSET + n.size], 0)
-                        src.check_size()
-                    finally:
-                        src.close()
-            else:
+            elif not inline:
                 self._level_data(n, arr[row])
         hashes = seahash_rows(arr)
         for row, n in enumerate(nodes):
@@ -941,6 +1055,18 @@ def write_redoxfs(
         raise RedoxFSError(f"uuid must be 16 bytes, got {len(uuid)}")
     if ctime is not None:
         _check_time(ctime, "ctime")
+    # The writer makes many small objects and no reference cycles: the cyclic collector would
+    # only rescan the manifest and the plan over and over (~10% of the run).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _write(out, manifest, offset, size, uuid, ctime)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _write(out: BinaryIO, manifest: Any, offset: int, size: int, uuid: Optional[bytes], ctime: Optional[int]) -> None:
     plan = _plan(manifest, ctime)
     need = plan.needed_blocks * BLOCK_SIZE
     if size < need:

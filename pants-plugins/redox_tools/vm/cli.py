@@ -14,7 +14,7 @@ import sys
 import tempfile
 from typing import List, Optional, Sequence
 
-from redox_tools.errors import ToolError, run_main
+from redox_tools.errors import run_main
 from redox_tools.vm import control as ctl
 from redox_tools.vm.boottest import run_boottest
 from redox_tools.vm.cloudhv import ch_argv

@@ -16,7 +16,7 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
-from typing import List, Mapping, Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 from redox_tools.errors import ToolError
 

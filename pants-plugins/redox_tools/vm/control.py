@@ -25,9 +25,14 @@ import os
 import socket
 import time
 import urllib.parse
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from redox_tools.errors import ToolError
+
+if TYPE_CHECKING:  # imported lazily at run time (only the QEMU path needs them)
+    import asyncio
+
+    from qemu.qmp import QMPClient
 
 KINDS = ("qemu", "cloud-hypervisor")
 QMP_DISK_NODE = "disk0-node"
@@ -106,12 +111,13 @@ class QmpControl:
     def __init__(self, socket_path: str, timeout: float = 10.0) -> None:
         self.socket_path = socket_path
         self.timeout = timeout
-        self._qmp = None
-        self._loop = None
+        self._qmp: Optional[QMPClient] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     def _run(self, coro: Any) -> Any:
         import asyncio
 
+        assert self._loop is not None, "QmpControl: no event loop (not connected)"
         return self._loop.run_until_complete(asyncio.wait_for(coro, self.timeout))
 
     def connect(self) -> "QmpControl":
@@ -163,8 +169,10 @@ class QmpControl:
 
         if self._qmp is None:
             self.connect()
+        qmp = self._qmp
+        assert qmp is not None  # connect() either set it or raised
         try:
-            return self._run(self._qmp.execute(name, args or None))
+            return self._run(qmp.execute(name, args or None))
         except ExecuteError as e:
             raise ControlError(f"QMP {name} failed: {e}") from None
         except Exception as e:  # noqa: BLE001 - disconnects, timeouts
@@ -238,7 +246,7 @@ class ChControl:
     kind = "cloud-hypervisor"
 
     def __init__(self, socket_path: str, timeout: float = 10.0) -> None:
-        import requests_unixsocket
+        import requests_unixsocket  # type: ignore[import]
 
         self.socket_path = socket_path
         self.timeout = timeout

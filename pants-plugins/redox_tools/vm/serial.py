@@ -7,7 +7,7 @@ escape sequences removed and CR LF / lone CR turned into LF.
 from __future__ import annotations
 
 import codecs
-import os
+import io
 import re
 from dataclasses import dataclass
 from typing import List, Optional, Pattern, Sequence, Tuple
@@ -62,7 +62,7 @@ class LogFollower:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._f = None
+        self._f: Optional[io.BufferedReader] = None
         self._stripper = AnsiStripper()
         self.text = ""  # everything read so far, cleaned
 

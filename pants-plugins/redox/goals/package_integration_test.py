@@ -1,0 +1,215 @@
+"""The package rules end to end through Pants' engine, with the real toolchain and real tools.
+
+Each test lays out a build root holding the project's own fixtures, the `redox_tools` sources
+and the `redox-tools` lockfile, exactly as in the repository, then asks the engine for the
+packages. Outputs are checked with a real tool (llvm-readelf).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from pants.backend.python import register as python_backend
+from pants.backend.python import target_types_rules
+from pants.backend.python.util_rules import pex_from_targets
+from pants.core.goals.package import BuiltPackage
+from pants.core.target_types import FileTarget, FilesGeneratorTarget
+from pants.core.util_rules import archive, system_binaries
+from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.testutil.rule_runner import QueryRule, RuleRunner
+
+from redox import register
+from redox.goals.c_package import CPackageFieldSet
+from redox.goals.cargo_package import CargoPackageFieldSet
+
+BUILDROOT = os.environ.get("REDOX_PANTS_BUILDROOT", "")
+PEX = f"{BUILDROOT}/.bootstrap/pex-v2.1.137"
+READELF = "/usr/bin/llvm-readelf-22"
+
+pytestmark = pytest.mark.skipif(
+    not (os.path.isfile(PEX) and os.path.isfile(READELF)),
+    reason="needs the bootstrapped pex (run via ./pants) and llvm-22",
+)
+
+
+def repo_files() -> Dict[str, str]:
+    """The repository files the build root needs, read from this test's sandbox."""
+    files: Dict[str, str] = {}
+    # Resources may arrive with or without their source root stripped.
+    for root in ("redox_tools", "pants-plugins/redox_tools", "packages/fixtures", "3rdparty/python"):
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if "__pycache__" in path:
+                    continue
+                dest = f"pants-plugins/{path}" if root == "redox_tools" else path
+                if dest.endswith("_test.py"):
+                    continue
+                with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                    files[dest] = f.read()
+    return files
+
+
+BUILD_FILES = {
+    "pants-plugins/redox_tools/BUILD": 'python_sources(resolve="redox-tools", sources=["**/*.py"])\n',
+    "packages/fixtures/c-object/BUILD": (
+        'redox_c_package(name="c-object", install={"hello.o": "/usr/lib/redox-pants/hello.o"})\n'
+    ),
+    "packages/fixtures/redox-hello/BUILD": """
+redox_cargo_package(
+    name="redox-hello",
+    build_std=["core", "compiler_builtins"],
+    rustflags=["-Crelocation-model=static", "-Ctarget-feature=+crt-static"],
+    entry="_start",
+    install={"redox-hello": "/usr/bin/redox-hello"},
+)
+redox_cargo_package(
+    name="wrong-install",
+    build_std=["core", "compiler_builtins"],
+    rustflags=["-Crelocation-model=static", "-Ctarget-feature=+crt-static"],
+    install={"no-such-binary": "/usr/bin/x"},
+)
+redox_cargo_package(name="no-install", build_std=["core"])
+""",
+    "packages/broken/BUILD": 'redox_cargo_package(name="no-crate", sources=["*.txt"], install={"x": "/x"})\n',
+    "packages/broken/README.txt": "not a crate\n",
+}
+
+
+@pytest.fixture(scope="module")
+def rule_runner() -> RuleRunner:
+    rr = RuleRunner(
+        rules=[
+            *register.rules(),
+            *pex_from_targets.rules(),
+            *target_types_rules.rules(),
+            *archive.rules(),
+            *system_binaries.rules(),
+            QueryRule(BuiltPackage, [CargoPackageFieldSet]),
+            QueryRule(BuiltPackage, [CPackageFieldSet]),
+            QueryRule(WrappedTarget, [WrappedTargetRequest]),
+        ],
+        target_types=[
+            *register.target_types(),
+            *python_backend.target_types(),
+            FileTarget,
+            FilesGeneratorTarget,
+        ],
+    )
+    files = repo_files()
+    # One python_requirement per line of the real requirements file (same lockfile).
+    reqs = [r.strip() for r in files["3rdparty/python/redox-tools-requirements.txt"].splitlines() if r.strip()]
+    files["3rdparty/python/BUILD"] = "".join(
+        f"python_requirement(name='r{i}', requirements=[{r!r}], resolve='redox-tools')\n" for i, r in enumerate(reqs)
+    )
+    rr.write_files({**files, **BUILD_FILES})
+    configure(rr, search_path=["/usr/bin"])
+    return rr
+
+
+def configure(rr: RuleRunner, *, search_path: List[str]) -> None:
+    rr.set_options(
+        [
+            "--source-root-patterns=['/pants-plugins']",
+            "--python-enable-resolves",
+            "--python-default-resolve=redox-tools",
+            "--python-resolves={'redox-tools': '3rdparty/python/redox-tools.lock'}",
+            "--python-interpreter-constraints=['CPython==3.11.*']",
+            "--python-bootstrap-search-path=['<PYENV>', '<PATH>']",
+            "--pex-cli-version=v2.1.137",
+            "--pex-cli-known-versions=['v2.1.137|linux_x86_64|"
+            "4d9441e1672e636527ea430e8c59b0884d823dd8ce61ba3f8ecaa443a215087f|4098294']",
+            f"--pex-cli-url-template=file://{PEX}",
+            "--subprocess-environment-env-vars=['PIP_CONFIG_FILE=/dev/null']",
+            "--ca-certs-path=/etc/ssl/certs/ca-certificates.crt",
+            "--redox-toolchain-provider=system",
+            f"--redox-toolchain-search-path={search_path!r}",
+        ],
+        env_inherit={"PATH", "PYENV_ROOT", "HOME"},
+    )
+
+
+def package(rr: RuleRunner, address: Address, field_set_type) -> BuiltPackage:
+    target = rr.request(WrappedTarget, [WrappedTargetRequest(address, description_of_origin="test")]).target
+    return rr.request(BuiltPackage, [field_set_type.create(target)])
+
+
+def materialize(rr: RuleRunner, built: BuiltPackage, dest: Path) -> Path:
+    rr.write_digest(built.digest, path_prefix=str(dest.relative_to(rr.build_root)))
+    return dest
+
+
+def readelf(path: Path, *flags: str) -> str:
+    return subprocess.run([READELF, *flags, str(path)], check=True, capture_output=True, text=True).stdout
+
+
+def test_cargo_package_builds_a_static_redox_binary(rule_runner: RuleRunner) -> None:
+    built = package(rule_runner, Address("packages/fixtures/redox-hello", target_name="redox-hello"), CargoPackageFieldSet)
+    assert [a.relpath for a in built.artifacts] == ["packages.fixtures.redox-hello/redox-hello/usr/bin/redox-hello"]
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-hello")
+    binary = out / "packages.fixtures.redox-hello/redox-hello/usr/bin/redox-hello"
+    assert os.access(binary, os.X_OK)
+    header = readelf(binary, "-h")
+    assert "ELF64" in header and "EXEC (Executable file)" in header and "X86-64" in header
+    symbols = readelf(binary, "-s")
+    entry = int(header.split("Entry point address:")[1].split()[0], 16)
+    start = next(line.split()[1] for line in symbols.splitlines() if line.endswith(" _start"))
+    assert entry == int(start, 16) != 0
+    assert "redox_hello_marker" in symbols
+    assert "INTERP" not in readelf(binary, "-l")
+
+
+def test_c_package_and_process_cache(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    # Wrap clang so every real invocation leaves a line in a log outside the sandbox.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "clang-runs.log"
+    (bindir / "clang-22").write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec /usr/bin/clang-22 "$@"\n')
+    (bindir / "clang-22").chmod(0o755)
+    for tool in ("rustc", "cargo", "ld.lld-22", "llvm-ar-22"):
+        os.symlink(f"/usr/bin/{tool}", bindir / tool)
+    configure(rule_runner, search_path=[str(bindir)])
+    try:
+        address = Address("packages/fixtures/c-object", target_name="c-object")
+        built = package(rule_runner, address, CPackageFieldSet)
+        obj = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-c") / built.artifacts[0].relpath
+        assert "REL (Relocatable file)" in readelf(obj, "-h")
+        assert "redox_c_hello" in readelf(obj, "-s")
+        compiles = [line for line in log.read_text().splitlines() if " -c " in f" {line} "]
+        assert len(compiles) == 1
+        # A new session asks again: the compile process is a cache hit, clang does not run.
+        rule_runner.new_session("second")
+        configure(rule_runner, search_path=[str(bindir)])
+        again = package(rule_runner, address, CPackageFieldSet)
+        assert again.digest == built.digest
+        assert len([line for line in log.read_text().splitlines() if " -c " in f" {line} "]) == 1
+    finally:
+        configure(rule_runner, search_path=["/usr/bin"])
+
+
+@pytest.mark.parametrize(
+    "address, expected",
+    [
+        (
+            Address("packages/fixtures/redox-hello", target_name="wrong-install"),
+            ["packages/fixtures/redox-hello:wrong-install", "no-such-binary", "it builds: redox-hello"],
+        ),
+        (
+            Address("packages/fixtures/redox-hello", target_name="no-install"),
+            ["packages/fixtures/redox-hello:no-install", "`install` is empty"],
+        ),
+        (Address("packages/broken", target_name="no-crate"), ["packages/broken:no-crate", "no Cargo.toml"]),
+    ],
+)
+def test_bad_packages_fail_with_one_clear_error(rule_runner: RuleRunner, address: Address, expected: List[str]) -> None:
+    with pytest.raises(ExecutionError) as excinfo:
+        package(rule_runner, address, CargoPackageFieldSet)
+    message = str(excinfo.value)
+    for part in expected:
+        assert part in message
+    assert "Traceback" not in message.split("PackageBuildError")[-1]
