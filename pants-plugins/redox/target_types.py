@@ -70,58 +70,25 @@ class RedoxDependenciesField(Dependencies):
 # ---------------------------------------------------------------------------------------------
 
 
-class RedoxSourceGitField(StringField):
-    alias = "git"
-    help = "Git URL of the upstream repository, exactly as the recipe uses it."
-
-
-class RedoxSourceRevField(StringField):
-    alias = "rev"
-    help = "The full commit id to check out (40 hex digits). Branch names are not pinned and refused."
-
-
-class RedoxSourceTreeHashField(StringField):
-    alias = "tree_hash"
+class RedoxSourcePinField(StringField):
+    alias = "pin"
     help = help_text(
         """
-        Content hash of the checked-out tree (submodules included), `sha256:<hex>`; a mismatch is
-        an error. Recomputed by the pin-update target on a connected machine.
+        Name of the source's entry in the pin lock file (`[redox-sources].lock`, default
+        3rdparty/redox/sources.lock.toml), which holds its git URL, rev, git tree id, content hash,
+        submodules and patches. Default: the target's name.
         """
     )
-
-
-class RedoxSourceArchiveField(StringField):
-    alias = "archive_url"
-    help = "Instead of `git`: URL of a source archive (.tar.gz/.tar.xz), verified by `archive_sha256`."
-
-
-class RedoxSourceArchiveSha256Field(StringField):
-    alias = "archive_sha256"
-    help = "sha256 of the archive named by `archive_url`."
-
-
-class RedoxSourcePatchesField(MultipleSourcesField):
-    alias = "patches"
-    expected_file_extensions = (".patch", ".diff")
-    help = "Patch files applied in order (`patch -p1`) after checkout."
 
 
 class RedoxSourceTarget(Target):
     alias = "redox_source"
-    core_fields = (
-        *COMMON_TARGET_FIELDS,
-        RedoxSourceGitField,
-        RedoxSourceRevField,
-        RedoxSourceTreeHashField,
-        RedoxSourceArchiveField,
-        RedoxSourceArchiveSha256Field,
-        RedoxSourcePatchesField,
-    )
+    core_fields = (*COMMON_TARGET_FIELDS, RedoxSourcePinField)
     help = help_text(
         """
         Pinned upstream source code: a git repository at a fixed commit (or an archive with its
-        sha256), verified by a hash of the checked-out tree. Fetching is the only network step
-        of a build; offline, sources come from `[redox-sources].mirror_dir`.
+        sha256), verified by a hash of the checked-out tree, with its patches applied. Fetching is the
+        only network step of a build; offline, sources come from `[redox-sources].mirror_dirs`.
         """
     )
 
@@ -139,6 +106,21 @@ class CargoSourcesField(MultipleSourcesField):
         empty when the code comes from a `redox_source` dependency.
         """
     )
+
+
+class CargoSourceField(StringField):
+    alias = "source"
+    help = help_text(
+        """
+        A `redox_source` target whose checkout holds the crate (upstream packages), instead of
+        `sources` in the repository.
+        """
+    )
+
+
+class CargoSourceSubdirField(StringField):
+    alias = "source_subdir"
+    help = "Directory of the crate inside the `source` checkout (default: its root)."
 
 
 class CargoTargetSpecField(StringField):
@@ -236,6 +218,8 @@ class RedoxCargoPackageTarget(Target):
     core_fields = (
         *COMMON_TARGET_FIELDS,
         CargoSourcesField,
+        CargoSourceField,
+        CargoSourceSubdirField,
         RedoxDependenciesField,
         RedoxTargetTripleField,
         CargoTargetSpecField,
@@ -485,6 +469,169 @@ class RedoxBootTestTarget(Target):
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# redox_vm, redox_vm_control (runners: `./pants run`)
+# ---------------------------------------------------------------------------------------------
+
+VM_HYPERVISORS = ("auto", "cloud-hypervisor", "qemu")
+VM_NETWORKS = ("none", "user", "tap")
+VM_CONTROL_ACTIONS = ("pause", "resume", "info", "snapshot", "resize-memory")
+
+
+class RedoxVmImageField(StringField):
+    alias = "image"
+    required = True
+    help = "The `redox_disk_image` to boot. It is built first and never written: the VM runs on an overlay."
+
+
+class RedoxVmHypervisorField(StringField):
+    alias = "hypervisor"
+    default = "auto"
+    valid_choices = VM_HYPERVISORS
+    help = help_text(
+        """
+        `auto`: Cloud Hypervisor when its binary, its firmware and real KVM exist; else QEMU+KVM;
+        else QEMU+TCG. One line at start says which and why. `qemu` skips Cloud Hypervisor;
+        `cloud-hypervisor` fails when it is not usable.
+        """
+    )
+
+
+class RedoxVmGraphicalField(BoolField):
+    alias = "graphical"
+    default = False
+    help = "Open a display window (QEMU GTK, needs the qemu-system-gui package). Default: headless, serial on the terminal."
+
+
+class RedoxVmCpusField(IntField):
+    alias = "cpus"
+    default = 4
+    help = "vCPU count. The environment variable `CH_CPUS` overrides it at run time."
+
+
+class RedoxVmMemoryField(StringField):
+    alias = "memory"
+    default = "2048M"
+    help = "Guest RAM: `2048`, `2048M` or `2G` (MiB unless `G`). The environment variable `CH_MEMORY` overrides it at run time."
+
+
+class RedoxVmNetworkField(StringField):
+    alias = "network"
+    default = "none"
+    valid_choices = VM_NETWORKS
+    help = "`none`; `user` (QEMU user-mode NAT, needed for `forwards`); `tap` (a host tap device, see `tap`)."
+
+
+class RedoxVmTapField(StringField):
+    alias = "tap"
+    help = "Host tap device name for `network=\"tap\"` (create it beforehand, e.g. `ip tuntap add tap0 mode tap`)."
+
+
+class RedoxVmForwardsField(StringSequenceField):
+    alias = "forwards"
+    help = help_text(
+        """
+        TCP port forwards `HOST:GUEST` (e.g. `2222:22`), bound to 127.0.0.1 only; no other host
+        address is accepted. Implies `network="user"` (QEMU).
+        """
+    )
+
+
+class RedoxVmDevModeField(BoolField):
+    alias = "dev_mode"
+    default = False
+    help = help_text(
+        """
+        Keep the VM's control socket (QMP for QEMU, the REST API for Cloud Hypervisor) at a known
+        path, `<build root>/.redox-vm/<directory>/<name>/control.sock`, with the VM's overlay disk
+        beside it, so `redox_vm_control` targets (pause, resume, info, snapshot, resize-memory)
+        reach it. QEMU also gets a virtio-balloon device for resize-memory. One dev VM per target
+        at a time. Without dev mode everything lives in the run's temporary sandbox.
+        """
+    )
+
+
+class RedoxVmDebugExitField(BoolField):
+    alias = "debug_exit"
+    default = False
+    help = help_text(
+        """
+        Add QEMU's isa-debug-exit device (port 0xf4): the guest writing 0x19 ends the run with
+        status 0 (QEMU's 51), 0x1a with status 1 (QEMU's 53). QEMU only.
+        """
+    )
+
+
+class RedoxVmExtraArgsField(StringSequenceField):
+    alias = "extra_args"
+    help = "Arguments appended to the hypervisor's command line as they are."
+
+
+class RedoxVmTarget(Target):
+    alias = "redox_vm"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        RedoxVmImageField,
+        RedoxVmHypervisorField,
+        RedoxVmGraphicalField,
+        RedoxVmCpusField,
+        RedoxVmMemoryField,
+        RedoxVmNetworkField,
+        RedoxVmTapField,
+        RedoxVmForwardsField,
+        RedoxVmDevModeField,
+        RedoxVmDebugExitField,
+        RedoxVmExtraArgsField,
+    )
+    help = help_text(
+        """
+        Boots a disk image interactively with `./pants run`: serial console on the terminal
+        (Ctrl-C stops the VM and cleans up), the serial log kept in
+        `dist/vm/<directory>/<name>/serial.log`, the built image never written.
+
+        Environment knobs read at run time, overriding the fields: `CH_CPUS`, `CH_MEMORY`,
+        `CH_HUGEPAGES` (back RAM with hugepages), `CH_DIRECT_IO` (O_DIRECT disk), e.g.
+        `CH_CPUS=2 CH_MEMORY=1G ./pants run runners:qemu`.
+        """
+    )
+
+
+class RedoxVmControlVmField(StringField):
+    alias = "vm"
+    required = True
+    help = "The `redox_vm` (with `dev_mode=True`) whose running VM to control."
+
+
+class RedoxVmControlActionField(StringField):
+    alias = "action"
+    required = True
+    valid_choices = VM_CONTROL_ACTIONS
+    help = help_text(
+        """
+        `pause`, `resume`, `info` (status as JSON), `snapshot` (QEMU: VM state + disk into the
+        overlay under `--tag`; Cloud Hypervisor: to `--destination DIR`), `resize-memory`
+        (`--size=1G`; QEMU through the balloon, Cloud Hypervisor needs memory hotplug).
+        """
+    )
+
+
+class RedoxVmControlArgsField(StringSequenceField):
+    alias = "args"
+    help = "Options for the action, e.g. `[\"--size=1G\"]` or `[\"--tag=dev\"]`; `./pants run <target> -- ...` adds more."
+
+
+class RedoxVmControlTarget(Target):
+    alias = "redox_vm_control"
+    core_fields = (*COMMON_TARGET_FIELDS, RedoxVmControlVmField, RedoxVmControlActionField, RedoxVmControlArgsField)
+    help = help_text(
+        """
+        One control action on the running VM of a `redox_vm` in dev mode, with `./pants run`
+        (use `--concurrent` while that VM's `./pants run` holds the Pants lock), e.g.
+        `./pants --concurrent run runners:pause`. Prints the VM's answer as JSON.
+        """
+    )
+
+
 def target_types():
     return [
         RedoxSourceTarget,
@@ -493,4 +640,6 @@ def target_types():
         RedoxInitfsTarget,
         RedoxDiskImageTarget,
         RedoxBootTestTarget,
+        RedoxVmTarget,
+        RedoxVmControlTarget,
     ]

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
-from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests, RemovePrefix
+from pants.engine.addresses import Address, AddressInput
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests, RemovePrefix
 from pants.engine.process import FallibleProcessResult, Process
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -34,13 +35,17 @@ from redox.target_types import (
     CargoPackageNameField,
     CargoProfileField,
     CargoRustflagsField,
+    CargoSourceField,
+    CargoSourceSubdirField,
     CargoSourcesField,
     CargoTargetSpecField,
     CargoVendorField,
     RedoxInstallField,
     RedoxTargetTripleField,
 )
+from redox.goals.source import SourceCheckout, SourceCheckoutRequest
 from redox.util_rules.redox_tools import RedoxToolProcess
+from redox.util_rules.references import parse_reference
 from redox.util_rules.staged_tree import (
     StagedTree,
     StagedTreeFieldSet,
@@ -49,6 +54,7 @@ from redox.util_rules.staged_tree import (
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
 SPEC_FILE = "__cargo_build_spec.json"
+UPSTREAM_DIR = "__upstream"
 OUT_DIR = "__staged"
 
 
@@ -61,6 +67,8 @@ class CargoPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     required_fields = (CargoSourcesField, RedoxTargetTripleField)
 
     sources: CargoSourcesField
+    source: CargoSourceField
+    source_subdir: CargoSourceSubdirField
     rust_target: RedoxTargetTripleField
     target_spec: CargoTargetSpecField
     linker_script: CargoLinkerScriptField
@@ -105,6 +113,17 @@ async def build_cargo_package(
             raise PackageBuildError(
                 f"{address}: vendor target {t.address} has no files; use a `files` target over a cargo vendor directory"
             )
+    upstream_digest = None
+    upstream_dir = None
+    if field_set.source.value:
+        source_address = await Get(
+            Address,
+            AddressInput,
+            parse_reference(field_set.source.value, relative_to=address.spec_path, origin=f"the `source` field of {address}"),
+        )
+        checkout = await Get(SourceCheckout, SourceCheckoutRequest(source_address, f"the `source` field of {address}"))
+        upstream_digest = await Get(Digest, AddPrefix(checkout.digest, UPSTREAM_DIR))
+        upstream_dir = "/".join(p for p in (UPSTREAM_DIR, (field_set.source_subdir.value or "").strip("/")) if p)
     toolchain, sources, vendor_files = await MultiGet(
         Get(RedoxToolchain, RedoxToolchainRequest(triple, needs_rust_src=bool(field_set.build_std.value))),
         Get(HydratedSources, HydrateSourcesRequest(field_set.sources)),
@@ -112,7 +131,7 @@ async def build_cargo_package(
     )
     spec = {
         "package": str(address),
-        "crate_dir": crate_dir(address, sources.snapshot.files),
+        "crate_dir": upstream_dir if upstream_dir is not None else crate_dir(address, sources.snapshot.files),
         "toolchain": json.loads(toolchain.env_json()),
         "target": triple,
         "target_spec": field_set.target_spec.value,
@@ -136,7 +155,9 @@ async def build_cargo_package(
     spec_digest = await Get(
         Digest, CreateDigest([FileContent(SPEC_FILE, json.dumps(spec, sort_keys=True, indent=1).encode())])
     )
-    input_digest = await Get(Digest, MergeDigests([sources.snapshot.digest, spec_digest, vendor_files.snapshot.digest]))
+    input_digest = await Get(Digest, MergeDigests(
+            [sources.snapshot.digest, spec_digest, vendor_files.snapshot.digest, *([upstream_digest] if upstream_digest else [])]
+        ))
     process = await Get(
         Process,
         RedoxToolProcess(

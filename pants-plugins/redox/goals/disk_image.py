@@ -15,6 +15,7 @@ from pants.util.logging import LogLevel
 
 from redox.goals.cargo_package import PackageBuildError, failure_message
 from redox.goals.initfs import InitfsImage, InitfsImageRequest
+from redox.goals.source import SourcesPreflight, SourcesPreflightRequest
 from redox.subsystems.image import RedoxImageSubsystem
 from redox.target_types import (
     DiskImageBootloaderField,
@@ -69,6 +70,8 @@ async def build_disk_image(field_set: DiskImageFieldSet, image: RedoxImageSubsys
     epoch = field_set.source_date_epoch.value
     epoch = image.source_date_epoch if epoch is None else epoch
 
+    # Every upstream source first, so that offline one message lists all that are missing.
+    await Get(SourcesPreflight, SourcesPreflightRequest(address))
     bootloader_get = Get(
         ResolvedFile,
         FileReferenceRequest(

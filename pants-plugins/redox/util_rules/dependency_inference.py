@@ -1,4 +1,4 @@
-"""Make `<address>[=path]` fields (kernel, initfs, bootloader, bootstrap, image) real graph edges,
+"""Make `<address>[=path]` fields (kernel, initfs, bootloader, bootstrap, image, vm) real graph edges,
 so `./pants dependencies --transitive` shows everything an image is built from."""
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from pants.engine.unions import UnionRule
 
 from redox.target_types import (
     BootTestImageField,
+    CargoSourceField,
     DiskImageBootloaderField,
     DiskImageInitfsField,
     DiskImageKernelField,
     InitfsBootstrapField,
+    RedoxVmControlVmField,
+    RedoxVmImageField,
 )
 from redox.util_rules.references import parse_reference
 
@@ -40,6 +43,28 @@ class BootTestReferencesFieldSet(FieldSet):
     image: BootTestImageField
 
 
+@dataclass(frozen=True)
+class VmImageReferencesFieldSet(FieldSet):
+    required_fields = (RedoxVmImageField,)
+    image: RedoxVmImageField
+
+
+@dataclass(frozen=True)
+class VmControlReferencesFieldSet(FieldSet):
+    required_fields = (RedoxVmControlVmField,)
+    vm: RedoxVmControlVmField
+
+
+@dataclass(frozen=True)
+class CargoSourceReferenceFieldSet(FieldSet):
+    required_fields = (CargoSourceField,)
+    source: CargoSourceField
+
+
+class InferCargoSourceReference(InferDependenciesRequest):
+    infer_from = CargoSourceReferenceFieldSet
+
+
 class InferDiskImageReferences(InferDependenciesRequest):
     infer_from = DiskImageReferencesFieldSet
 
@@ -50,6 +75,14 @@ class InferInitfsReferences(InferDependenciesRequest):
 
 class InferBootTestReferences(InferDependenciesRequest):
     infer_from = BootTestReferencesFieldSet
+
+
+class InferVmImageReferences(InferDependenciesRequest):
+    infer_from = VmImageReferencesFieldSet
+
+
+class InferVmControlReferences(InferDependenciesRequest):
+    infer_from = VmControlReferencesFieldSet
 
 
 def _inputs(address: Address, named: Iterable[tuple]) -> list:
@@ -83,10 +116,34 @@ async def infer_boot_test_references(request: InferBootTestReferences) -> Inferr
     return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
 
 
+@rule
+async def infer_vm_image_references(request: InferVmImageReferences) -> InferredDependencies:
+    fs = request.field_set
+    inputs = _inputs(fs.address, [("image", fs.image.value)])
+    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+
+
+@rule
+async def infer_vm_control_references(request: InferVmControlReferences) -> InferredDependencies:
+    fs = request.field_set
+    inputs = _inputs(fs.address, [("vm", fs.vm.value)])
+    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+
+
+@rule
+async def infer_cargo_source_reference(request: InferCargoSourceReference) -> InferredDependencies:
+    fs = request.field_set
+    inputs = _inputs(fs.address, [("source", fs.source.value)])
+    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+
+
 def rules():
     return [
         *collect_rules(),
         UnionRule(InferDependenciesRequest, InferDiskImageReferences),
         UnionRule(InferDependenciesRequest, InferInitfsReferences),
         UnionRule(InferDependenciesRequest, InferBootTestReferences),
+        UnionRule(InferDependenciesRequest, InferCargoSourceReference),
+        UnionRule(InferDependenciesRequest, InferVmImageReferences),
+        UnionRule(InferDependenciesRequest, InferVmControlReferences),
     ]

@@ -43,7 +43,7 @@ def module_file(module: str) -> str:
 
 
 # Tool modules that are packages run through their __main__.
-PACKAGE_MODULES = frozenset({"redox_tools.redoxfs", "redox_tools.vm"})
+PACKAGE_MODULES = frozenset({"redox_tools.redoxfs", "redox_tools.sources", "redox_tools.vm"})
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 try:
     import tomllib
 except ImportError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef]  # pants: no-infer-dep
 
 from redox_tools.errors import ToolError, run_main
 from redox_tools.sources.treehash import is_tree_hash

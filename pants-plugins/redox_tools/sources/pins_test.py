@@ -21,7 +21,7 @@ from redox_tools.sources.pins import (
 try:
     import tomllib
 except ImportError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef]  # pants: no-infer-dep
 
 CATALOG = "/work/shared/data/redox-packages.toml"
 BUILDROOT = os.environ.get("REDOX_PANTS_BUILDROOT") or str(Path(__file__).resolve().parents[3])

@@ -1,0 +1,178 @@
+"""`redox_source`: fetch a pinned upstream source (the only network step) -> a verified checkout.
+
+The pin comes from the lock file (`[redox-sources].lock`); the fetch, verification and patching
+are `redox_tools.sources fetch`. The process key holds only this source's pin (and its patch
+files), so changing another pin re-fetches nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import toml
+from pants.engine.addresses import Address
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, MergeDigests, PathGlobs, RemovePrefix
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import FieldSet, TransitiveTargets, TransitiveTargetsRequest, WrappedTarget, WrappedTargetRequest
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+from redox.subsystems.sources import RedoxSourcesSubsystem
+from redox.target_types import RedoxSourcePinField, RedoxSourceTarget
+from redox.util_rules.redox_tools import RedoxToolProcess
+
+OUT_DIR = "__source"
+
+
+class SourceUnavailable(Exception):
+    """Sources that cannot be fetched; the message lists them and how to provide a mirror."""
+
+
+@dataclass(frozen=True)
+class RedoxSourceFieldSet(FieldSet):
+    required_fields = (RedoxSourcePinField,)
+    pin: RedoxSourcePinField
+
+
+@dataclass(frozen=True)
+class SourceCheckoutRequest:
+    address: Address
+    description_of_origin: str
+
+
+@dataclass(frozen=True)
+class FallibleSourceCheckout:
+    address: Address
+    pin: str
+    digest: Optional[Digest]  # the verified, patched tree at its root
+    error: str  # one line when digest is None
+
+
+@dataclass(frozen=True)
+class SourceCheckout:
+    address: Address
+    pin: str
+    digest: Digest
+
+
+@dataclass(frozen=True)
+class PinLock:
+    """The parsed lock file (entries as plain dicts) and the directory patches are relative to."""
+
+    entries: FrozenDict[str, str]  # name -> TOML text of a one-entry lock
+    patch_files: FrozenDict[str, Tuple[str, ...]]  # name -> repo paths of its patches
+    lock_dir: str
+
+
+@rule(desc="Read the source pin lock", level=LogLevel.DEBUG)
+async def read_pin_lock(subsystem: RedoxSourcesSubsystem) -> PinLock:
+    contents = await Get(DigestContents, PathGlobs([subsystem.lock]))
+    if not contents:
+        raise SourceUnavailable(f"[redox-sources].lock: {subsystem.lock} does not exist")
+    try:
+        data = toml.loads(contents[0].content.decode())
+    except Exception as e:  # toml's errors have no common base class worth naming
+        raise SourceUnavailable(f"[redox-sources].lock: {subsystem.lock} is not valid TOML: {e}") from None
+    lock_dir = subsystem.lock.rsplit("/", 1)[0] if "/" in subsystem.lock else ""
+    entries: Dict[str, str] = {}
+    patches: Dict[str, Tuple[str, ...]] = {}
+    for name, entry in sorted(data.get("sources", {}).items()):
+        entries[name] = toml.dumps({"lock": data.get("lock", {}), "sources": {name: entry}})
+        patches[name] = tuple(
+            f"{lock_dir}/{p['file']}" if lock_dir else p["file"] for p in entry.get("patches", []) if "file" in p
+        )
+    return PinLock(FrozenDict(entries), FrozenDict(patches), lock_dir)
+
+
+@rule(desc="Fetch a pinned Redox source", level=LogLevel.DEBUG)
+async def fetch_source(
+    request: SourceCheckoutRequest, lock: PinLock, subsystem: RedoxSourcesSubsystem
+) -> FallibleSourceCheckout:
+    wrapped = await Get(
+        WrappedTarget, WrappedTargetRequest(request.address, description_of_origin=request.description_of_origin)
+    )
+    target = wrapped.target
+    if not target.has_field(RedoxSourcePinField):
+        raise SourceUnavailable(
+            f"{request.description_of_origin}: {request.address} is a `{target.alias}`, not a `redox_source`"
+        )
+    pin = target[RedoxSourcePinField].value or request.address.target_name
+    if pin not in lock.entries:
+        raise SourceUnavailable(
+            f"{request.address}: pin `{pin}` is not in {lock.lock_dir or '.'}/ lock file "
+            f"(known: {', '.join(sorted(lock.entries)) or 'none'}); add it or fix `pin`"
+        )
+    lock_path = f"{lock.lock_dir}/__pin.lock.toml" if lock.lock_dir else "__pin.lock.toml"
+    lock_digest, patch_digest = await MultiGet(
+        Get(Digest, CreateDigest([FileContent(lock_path, lock.entries[pin].encode())])),
+        Get(Digest, PathGlobs(lock.patch_files[pin])),
+    )
+    args: List[str] = ["fetch", "--lock", lock_path, "--name", pin, "--dest", OUT_DIR, "-q"]
+    args += ["--connect-timeout", str(subsystem.connect_timeout)]
+    for m in subsystem.mirror_dirs:
+        args += ["--mirror", m]
+    process = await Get(
+        Process,
+        RedoxToolProcess(
+            module="redox_tools.sources",
+            args=tuple(args),
+            description=f"Fetch source {pin} ({request.address})",
+            input_digest=await Get(Digest, MergeDigests([lock_digest, patch_digest])),
+            output_directories=(OUT_DIR,),
+            env=FrozenDict({"PATH": "/usr/bin:/bin"}),
+        ),
+    )
+    result = await Get(FallibleProcessResult, Process, process)
+    if result.exit_code != 0:
+        err = result.stderr.decode(errors="replace").strip().splitlines()
+        line = next((ln[len("error: "):] for ln in err if ln.startswith("error: ")), err[-1] if err else "failed")
+        return FallibleSourceCheckout(request.address, pin, None, line)
+    digest = await Get(Digest, RemovePrefix(result.output_digest, OUT_DIR))
+    return FallibleSourceCheckout(request.address, pin, digest, "")
+
+
+@rule
+async def source_checkout(request: SourceCheckoutRequest) -> SourceCheckout:
+    fallible = await Get(FallibleSourceCheckout, SourceCheckoutRequest, request)
+    if fallible.digest is None:
+        raise SourceUnavailable(f"{request.address}: {fallible.error}")
+    return SourceCheckout(request.address, fallible.pin, fallible.digest)
+
+
+@dataclass(frozen=True)
+class SourcesPreflightRequest:
+    """Fetch every source an image needs up front, so offline users get ONE message listing all."""
+
+    address: Address
+
+
+@dataclass(frozen=True)
+class SourcesPreflight:
+    count: int
+
+
+@rule(desc="Fetch the sources an image needs", level=LogLevel.DEBUG)
+async def sources_preflight(request: SourcesPreflightRequest, subsystem: RedoxSourcesSubsystem) -> SourcesPreflight:
+    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([request.address]))
+    sources = sorted(
+        (t.address for t in transitive.closure if isinstance(t, RedoxSourceTarget)), key=lambda a: a.spec
+    )
+    results = await MultiGet(
+        Get(FallibleSourceCheckout, SourceCheckoutRequest(a, f"the sources of {request.address}")) for a in sources
+    )
+    failed = [r for r in results if r.digest is None]
+    if failed:
+        listing = "\n".join(f"  - {r.pin} ({r.address}): {r.error}" for r in failed)
+        mirrors = ", ".join(subsystem.mirror_dirs) or "none set"
+        raise SourceUnavailable(
+            f"{request.address}: {len(failed)} of {len(sources)} upstream sources could not be fetched:\n"
+            f"{listing}\n"
+            "To build offline, copy each checkout to <dir>/<name> (or a bare mirror to <dir>/<name>.git) and run "
+            f"with --redox-sources-mirror-dirs=\"['<dir>']\" (mirror dirs now: {mirrors})."
+        )
+    return SourcesPreflight(len(sources))
+
+
+def rules():
+    return [*collect_rules(), *RedoxSourcesSubsystem.rules()]

@@ -1,0 +1,27 @@
+"""`[redox-sources]`: where pinned upstream sources come from."""
+from __future__ import annotations
+
+from pants.option.option_types import IntOption, StrListOption, StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import softwrap
+
+
+class RedoxSourcesSubsystem(Subsystem):
+    options_scope = "redox-sources"
+    help = "Pinned upstream sources (git at a rev or archives), fetched once and verified by content hash."
+
+    lock = StrOption(
+        default="3rdparty/redox/sources.lock.toml",
+        help="The pin lock file: one entry per upstream repository (URL, rev, git tree, tree hash, patches).",
+    )
+    mirror_dirs = StrListOption(
+        default=[],
+        help=softwrap(
+            """
+            Absolute directories searched before the network: `<dir>/<name>` (a checkout) or
+            `<dir>/<name>.git` (a bare mirror), submodules as `<dir>/<repo name>`. Copy sources there to
+            build offline.
+            """
+        ),
+    )
+    connect_timeout = IntOption(default=10, help="Seconds to wait for a source host before calling it unreachable.")
