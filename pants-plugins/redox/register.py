@@ -5,7 +5,7 @@ Enable with `backend_packages.add = ["redox"]` (and `pythonpath` pointing at pan
 from __future__ import annotations
 
 from redox import target_types as vocabulary
-from redox.goals import boot_test, c_package, cargo_package, disk_image, initfs
+from redox.goals import boot_test, c_package, cargo_package, disk_image, initfs, source
 from redox.util_rules import (
     dependency_inference,
     image_inputs,
@@ -28,6 +28,7 @@ def rules():
         *references.rules(),
         *image_inputs.rules(),
         *dependency_inference.rules(),
+        *source.rules(),
         *cargo_package.rules(),
         *c_package.rules(),
         *initfs.rules(),
