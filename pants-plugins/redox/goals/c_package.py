@@ -82,7 +82,7 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
         ),
     )
     process = dataclasses.replace(
-        process, immutable_input_digests={**process.immutable_input_digests, **toolchain.immutable_input_digests}
+        process, immutable_input_digests=FrozenDict({**process.immutable_input_digests, **toolchain.immutable_input_digests})
     )
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code != 0:

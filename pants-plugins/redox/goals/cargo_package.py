@@ -5,7 +5,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests, RemovePrefix
 from pants.engine.process import FallibleProcessResult, Process
@@ -172,7 +172,7 @@ async def build_cargo_package(
     )
     process = dataclasses.replace(
         process,
-        immutable_input_digests={**process.immutable_input_digests, **toolchain.immutable_input_digests},
+        immutable_input_digests=FrozenDict({**process.immutable_input_digests, **toolchain.immutable_input_digests}),
     )
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code != 0:

@@ -177,7 +177,9 @@ def test_c_package_and_process_cache(rule_runner: RuleRunner, tmp_path: Path) ->
     try:
         address = Address("packages/fixtures/c-object", target_name="c-object")
         built = package(rule_runner, address, CPackageFieldSet)
-        obj = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-c") / built.artifacts[0].relpath
+        relpath = built.artifacts[0].relpath
+        assert relpath is not None
+        obj = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-c") / relpath
         assert "REL (Relocatable file)" in readelf(obj, "-h")
         assert "redox_c_hello" in readelf(obj, "-s")
         compiles = [line for line in log.read_text().splitlines() if " -c " in f" {line} "]

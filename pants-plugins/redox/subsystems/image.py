@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pants.option.option_types import IntOption, StrOption
 from pants.option.subsystem import Subsystem
-from pants.util.strutil import help_text, softwrap
+from pants.util.strutil import softwrap
 
 
 class RedoxImageSubsystem(Subsystem):

@@ -3,7 +3,7 @@ so `./pants dependencies --transitive` shows everything an image is built from."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable
 
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.rules import Get, MultiGet, collect_rules, rule

@@ -16,7 +16,7 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from redox_tools.errors import ToolError
 
@@ -168,7 +168,7 @@ def apply_env(spec: VmSpec, environ: Optional[Mapping[str, str]] = None) -> VmSp
     An unset or empty variable leaves the spec's value alone.
     """
     env = os.environ if environ is None else environ
-    changes = {}
+    changes: Dict[str, Any] = {}
     v = env.get("CH_CPUS", "")
     if v.strip():
         changes["cpus"] = parse_cpus("CH_CPUS", v)
