@@ -5,7 +5,7 @@ Enable with `backend_packages.add = ["redox"]` (and `pythonpath` pointing at pan
 from __future__ import annotations
 
 from redox import target_types as vocabulary
-from redox.goals import boot_test, c_package, cargo_package, disk_image, initfs, source
+from redox.goals import boot, c_package, cargo_package, disk_image, initfs, source
 from redox.util_rules import (
     dependency_inference,
     image_inputs,
@@ -33,5 +33,5 @@ def rules():
         *c_package.rules(),
         *initfs.rules(),
         *disk_image.rules(),
-        *boot_test.rules(),
+        *boot.rules(),
     ]
