@@ -24,7 +24,7 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from redox.goals.disk_image import DiskImage, DiskImageRequest
-from redox.subsystems.boot_test import RedoxBootTestSubsystem
+from redox.subsystems.boot import RedoxBootTestSubsystem
 from redox.subsystems.image import RedoxImageSubsystem
 from redox.target_types import (
     BootTestExpectExitField,
