@@ -5,7 +5,7 @@ Enable with `backend_packages.add = ["redox"]` (and `pythonpath` pointing at pan
 from __future__ import annotations
 
 from redox import target_types as vocabulary
-from redox.goals import boot, c_package, cargo_package, disk_image, initfs, source
+from redox.goals import boot, c_package, cargo_package, disk_image, initfs, run_vm, source
 from redox.util_rules import (
     dependency_inference,
     image_inputs,
@@ -34,4 +34,5 @@ def rules():
         *initfs.rules(),
         *disk_image.rules(),
         *boot.rules(),
+        *run_vm.rules(),
     ]

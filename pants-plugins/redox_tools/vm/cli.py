@@ -1,6 +1,7 @@
 """`python -m redox_tools.vm {boottest,run,ctl,argv} ...`
 
-Exit status: boottest 0 pass / 1 fail; run: the hypervisor's status; ctl 0; bad input 2.
+Exit status: boottest 0 pass / 1 fail; run: the hypervisor's status (with --debug-exit, QEMU's
+51/53 become 0/1); ctl 0; bad input 2.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from redox_tools.errors import run_main
 from redox_tools.vm import control as ctl
@@ -28,7 +29,7 @@ from redox_tools.vm.config import (
 )
 from redox_tools.vm.detect import Choice, choose_hypervisor, find_cloud_hypervisor, real_kvm
 from redox_tools.vm.process import VmProcess
-from redox_tools.vm.qemu import prepare_qemu_files, qemu_argv
+from redox_tools.vm.qemu import DEBUG_EXIT_FAILURE, DEBUG_EXIT_SUCCESS, prepare_qemu_files, qemu_argv
 from redox_tools.vm.serial import compile_pattern, parse_milestone, redox_failures, redox_milestones
 
 DEFAULT_RUN_DIR = ".redox-vm"
@@ -165,8 +166,13 @@ def cmd_run(a: argparse.Namespace) -> int:
     spec = _spec_from_args(
         a, work_dir, graphical=a.graphical, serial_stdio=True, debug_exit=a.debug_exit
     )
-    choice = _choose(a)
+    why = qemu_only_reason(spec)
+    if why and a.hypervisor == "cloud-hypervisor":
+        raise VmConfigError(f"--hypervisor cloud-hypervisor: {why}")
+    choice = _choose(a, why if a.hypervisor == "auto" else None)
     print(choice.reason, file=sys.stderr)
+    log_dir = os.path.dirname(os.path.abspath(spec.serial_log_path))
+    os.makedirs(log_dir, exist_ok=True)
     argv = _build(spec, choice)
     sock = spec.control_socket_path
     print(
@@ -184,7 +190,32 @@ def cmd_run(a: argparse.Namespace) -> int:
     finally:
         vm.kill()
         ctl.remove_state(sock)
+    if spec.debug_exit:
+        code, message = debug_exit_status(code)
+        if message:
+            print(message, file=sys.stderr)
     return code
+
+
+def qemu_only_reason(spec: VmSpec) -> Optional[str]:
+    """Why `spec` needs QEMU (a device Cloud Hypervisor lacks), or None."""
+    for on, what in (
+        (spec.debug_exit, "isa-debug-exit (--debug-exit)"),
+        (spec.graphical, "a graphical display (--graphical)"),
+        (spec.network == "user", "user-mode networking (--net user / --forward)"),
+    ):
+        if on:
+            return f"{what} needs QEMU"
+    return None
+
+
+def debug_exit_status(code: int) -> Tuple[int, str]:
+    """Map QEMU's isa-debug-exit statuses to 0 (guest wrote 0x19 -> 51) / 1 (0x1a -> 53)."""
+    if code == DEBUG_EXIT_SUCCESS:
+        return 0, f"guest reported success through isa-debug-exit (QEMU status {code}); exit 0"
+    if code == DEBUG_EXIT_FAILURE:
+        return 1, f"guest reported failure through isa-debug-exit (QEMU status {code}); exit 1"
+    return code, ""
 
 
 # --- ctl ------------------------------------------------------------------------------

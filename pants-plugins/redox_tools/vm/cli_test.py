@@ -68,3 +68,18 @@ def test_argv_command_prints_command_line(img, monkeypatch, capsys):
     code = run(["argv", "--image", img, "--hypervisor", "qemu", "--cpus", "1"], monkeypatch, {"CH_CPUS": "3"})
     argv = shlex.split(capsys.readouterr().out)
     assert argv[argv.index("-smp") + 1] == "1"
+
+
+def test_run_debug_exit_status_maps_51_and_53():
+    assert cli.debug_exit_status(51)[0] == 0
+    assert cli.debug_exit_status(53)[0] == 1
+    assert cli.debug_exit_status(130) == (130, "")
+
+
+def test_qemu_only_reason(tmp_path):
+    from redox_tools.vm.config import VmSpec
+
+    spec = VmSpec(image="x", work_dir=str(tmp_path))
+    assert cli.qemu_only_reason(spec) is None
+    assert "isa-debug-exit" in cli.qemu_only_reason(VmSpec(image="x", work_dir="w", debug_exit=True))
+    assert "user-mode" in cli.qemu_only_reason(VmSpec(image="x", work_dir="w", network="user"))
