@@ -632,6 +632,48 @@ class RedoxVmControlTarget(Target):
     )
 
 
+class HostNetworkActionField(StringField):
+    alias = "action"
+    required = True
+    valid_choices = ("setup", "teardown", "status")
+    help = "`setup` (idempotent), `teardown` (removes exactly what setup added) or `status`."
+
+
+class HostNetworkTapField(StringField):
+    alias = "tap"
+    default = "tap0"
+    help = "Name of the TAP device a `redox_vm(network=\"tap\")` attaches to."
+
+
+class HostNetworkCidrField(StringField):
+    alias = "cidr"
+    default = "172.30.0.1/24"
+    help = "Host address and subnet on the TAP; the guest uses another address of it (static, no DHCP here)."
+
+
+class HostNetworkUplinkField(StringField):
+    alias = "uplink"
+    help = "Interface NAT sends the guest's traffic out of (default: the default route's interface)."
+
+
+class RedoxHostNetworkTarget(Target):
+    alias = "redox_host_network"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        HostNetworkActionField,
+        HostNetworkTapField,
+        HostNetworkCidrField,
+        HostNetworkUplinkField,
+    )
+    help = help_text(
+        """
+        Host networking for VMs on a TAP device (Cloud Hypervisor's virtio-net): `./pants run` creates
+        the TAP with NAT (a dedicated `redox_pants` nftables table), removes it, or shows it. Needs root
+        and says so otherwise.
+        """
+    )
+
+
 def target_types():
     return [
         RedoxSourceTarget,
@@ -642,4 +684,5 @@ def target_types():
         RedoxBootTestTarget,
         RedoxVmTarget,
         RedoxVmControlTarget,
+        RedoxHostNetworkTarget,
     ]

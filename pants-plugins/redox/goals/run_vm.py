@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import List, Mapping, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.base.build_root import BuildRoot
@@ -31,6 +31,10 @@ from pants.util.logging import LogLevel
 from redox.goals.disk_image import DiskImage, DiskImageRequest
 from redox.subsystems.image import RedoxImageSubsystem
 from redox.target_types import (
+    HostNetworkActionField,
+    HostNetworkCidrField,
+    HostNetworkTapField,
+    HostNetworkUplinkField,
     RedoxVmControlActionField,
     RedoxVmControlArgsField,
     RedoxVmControlVmField,
@@ -249,14 +253,32 @@ class RedoxVmControlFieldSet(RunFieldSet):
     args: RedoxVmControlArgsField
 
 
-def _tool_run_request(venv: RedoxToolsVenv, pex_env: PexEnvironment, digest: Digest, args: Sequence[str]) -> RunRequest:
+@dataclass(frozen=True)
+class HostNetworkFieldSet(RunFieldSet):
+    required_fields = (HostNetworkActionField,)
+    run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED  # changes the host's network
+
+    action: HostNetworkActionField
+    tap: HostNetworkTapField
+    cidr: HostNetworkCidrField
+    uplink: HostNetworkUplinkField
+
+
+def host_network_args(action: str, tap: str, cidr: str, uplink: Optional[str]) -> List[str]:
+    args = [action, "--tap", tap, "--bridge-cidr", cidr]
+    return args + (["--uplink", uplink] if uplink else [])
+
+
+def _tool_run_request(
+    venv: RedoxToolsVenv, pex_env: PexEnvironment, digest: Digest, args: Sequence[str], module: str = VM_MODULE
+) -> RunRequest:
     """`python -m redox_tools.vm <args>` from the venv in the run's chroot (its PEX_ROOT is the
     named cache, as for a `VenvPexProcess`)."""
     caches = dict(pex_env.in_sandbox(working_directory=None).append_only_caches)
     caches.update(venv.pex.append_only_caches or {})
     return RunRequest(
         digest=digest,
-        args=(os.path.join(CHROOT, venv.pex.pex.argv0), "-m", VM_MODULE, *args),
+        args=(os.path.join(CHROOT, venv.pex.pex.argv0), "-m", module, *args),
         append_only_caches=caches,
     )
 
@@ -317,5 +339,22 @@ async def run_redox_vm_control(
     return _tool_run_request(venv, pex_env, venv.pex.digest, args)
 
 
+NETWORK_MODULE = "redox_tools.vm.network"
+
+
+@rule(desc="Prepare host networking for VMs", level=LogLevel.DEBUG)
+async def run_host_network(field_set: HostNetworkFieldSet, pex_env: PexEnvironment) -> RunRequest:
+    venv = await Get(RedoxToolsVenv, RedoxToolsVenvRequest(NETWORK_MODULE))
+    args = host_network_args(
+        field_set.action.value or "status", field_set.tap.value or "tap0", field_set.cidr.value or "", field_set.uplink.value
+    )
+    return _tool_run_request(venv, pex_env, venv.pex.digest, args, module=NETWORK_MODULE)
+
+
 def rules():
-    return [*collect_rules(), *RedoxVmFieldSet.rules(), *RedoxVmControlFieldSet.rules()]
+    return [
+        *collect_rules(),
+        *RedoxVmFieldSet.rules(),
+        *RedoxVmControlFieldSet.rules(),
+        *HostNetworkFieldSet.rules(),
+    ]

@@ -106,3 +106,12 @@ def test_tap_graphical_debug_exit_and_extra_args() -> None:
     assert "--graphical" in args and "--debug-exit" in args
     # `=` form, since the values start with `-`.
     assert args[-2:] == ["--extra-arg=-s", "--extra-arg=-S"]
+
+
+def test_host_network_args() -> None:
+    from redox.goals.run_vm import host_network_args
+
+    assert host_network_args("setup", "tap0", "172.30.0.1/24", None) == [
+        "setup", "--tap", "tap0", "--bridge-cidr", "172.30.0.1/24",
+    ]
+    assert host_network_args("teardown", "tap1", "10.9.0.1/24", "eth0")[-2:] == ["--uplink", "eth0"]
