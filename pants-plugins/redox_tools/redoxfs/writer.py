@@ -3,11 +3,17 @@
 `write_redoxfs(out, manifest, offset=..., size=...)` lays out the whole filesystem first
 (node ids in depth-first pre-order, blocks from 256 upward with buddy alignment, DirLists +
 HTree, BlockLists, tree lists, allocation log), then streams file contents in id order in
-bounded batches: each batch reads its records straight into numpy staging arrays, hashes all
-records of one size together (`seahash_rows`), builds the finished node blocks, and writes
-contiguous disk runs with `os.pwritev`. Only blocks that carry data are written, so the image
-stays sparse; peak memory is bounded by the batch budget (~32 MiB of staged data) whatever
-the image or file sizes.
+bounded batches: each batch reads its records straight into numpy staging arrays (inline
+contents straight into the node blocks), hashes all its records together whatever their sizes
+(`seahash_arrays`), builds the finished node blocks, and writes contiguous disk runs with
+`os.pwritev`. Only blocks that carry data are written (all-zero data pages are left as holes),
+so the image stays sparse; peak memory is bounded by the batch budget (~32 MiB of staged data,
+two sets of buffers) whatever the image or file sizes.
+
+Pipeline: one IO thread writes batch i-1 and then does the big reads (>= 256 KiB) of batch
+i+1 while the main thread reads the small files of batch i and hashes it. Only work that
+releases the GIL for long goes to the IO thread; per-file Python work stays on the main
+thread, where it does not fight the hashing loop for the GIL.
 
 Times: every node gets mtime = atime = the entry's mtime and ctime = `ctime` if given, else
 its mtime (nanoseconds 0). The root directory (implicit in a manifest) and any implied parent
@@ -30,7 +36,8 @@ import hashlib
 import json
 import os
 import stat as stat_mod
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
+import struct
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -51,6 +58,7 @@ from redox_tools.redoxfs.format import (
     MODE_FILE,
     MODE_SYMLINK,
     NODE_STRUCT,
+    PTR_STRUCT,
     RECORD_LEVEL,
     SIGNATURE,
     TREE_ENTRIES,
@@ -76,6 +84,7 @@ MAX_U32 = 0xFFFFFFFF
 MAX_U64 = 0xFFFFFFFFFFFFFFFF
 
 _ROOT_MODE = 0o755
+_DIR_ROOT = struct.Struct("<QQQQ")  # HTree root pointer in a directory's level data
 _HTREE_DTYPE = np.dtype([("h", "<u4"), ("a", "<u8"), ("x", "<u8")])  # packed, 20 bytes
 # records reachable per tier: level0 direct, then 1..4 levels of BlockLists (§8.2)
 _TIERS = [(cnt, depth) for (_, cnt, depth) in LEVEL_TABLE]
@@ -175,12 +184,16 @@ def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
     too_long: List[str] = []
     problems: List[str] = []
     for e in sorted(entries, key=lambda x: x.path):
-        name = _encode_name(e.name, f"name of /{e.path}")
+        try:
+            name = e.name.encode("utf-8")
+        except UnicodeEncodeError:
+            name = _encode_name(e.name, f"name of /{e.path}")  # raises the error
         if len(name) > DIR_ENTRY_MAX_LENGTH:
             too_long.append(f"/{e.path} ({len(name)} bytes)")
         if not 0 <= e.uid <= MAX_U32 or not 0 <= e.gid <= MAX_U32:
             problems.append(f"/{e.path}: uid/gid must be 0..{MAX_U32}")
-        _check_time(e.mtime, f"mtime of /{e.path}")
+        if not 0 <= e.mtime <= MAX_U64:
+            _check_time(e.mtime, f"mtime of /{e.path}")
         t_c = ctime if ctime is not None else e.mtime
         perm = e.mode & 0o7777
         if e.kind == DIR:
@@ -189,7 +202,7 @@ def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
             n = _Node(e.path, name, FILE, MODE_FILE | perm, e.uid, e.gid, e.mtime, t_c)
             n.src = manifest.source_path(e)
             try:
-                st = os.stat(n.src)
+                st = os.stat(n.src)  # type: ignore[arg-type]  # file nodes always have a source
             except OSError as exc:
                 raise RedoxFSError(f"/{e.path}: cannot read its source {n.src}: {exc.strerror}") from None
             if not stat_mod.S_ISREG(st.st_mode):
@@ -214,7 +227,11 @@ def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
         if not path:
             continue
         node = by_path[path]
-        parent_path = path.rsplit("/", 1)[0] if "/" in path else ""
+        parent_path = path[: path.rfind("/")] if "/" in path else ""
+        parent_node = by_path.get(parent_path)
+        if parent_node is not None and parent_node.kind == DIR:  # the common case
+            parent_node.children.append(node)
+            continue
         chain: List[_Node] = [node]
         while parent_path not in by_path:
             pname = parent_path.rsplit("/", 1)[-1]
@@ -423,21 +440,31 @@ class _Sink:
 
     def write_runs(self, items: List[Tuple[int, memoryview]]) -> None:
         """Write (block index, bytes) items, coalescing contiguous ones into single syscalls."""
+        self.write_planned(self.plan_runs(items))
+
+    @staticmethod
+    def plan_runs(items: List[Tuple[int, memoryview]]) -> List[Tuple[int, List[memoryview]]]:
+        """Sort (block index, bytes) items and group contiguous ones: (first block, buffers)."""
+        out: List[Tuple[int, List[memoryview]]] = []
         if not items:
-            return
-        items.sort(key=lambda it: it[0])
+            return out
+        items.sort(key=_first)
         run_start = items[0][0]
         run_end = run_start
         bufs: List[memoryview] = []
         for blk, mv in items:
-            nblk = len(mv) // BLOCK_SIZE
             if blk != run_end or len(bufs) >= IOV_MAX:
-                self._pwritev(run_start, bufs)
+                out.append((run_start, bufs))
                 bufs = []
                 run_start = blk
             bufs.append(mv)
-            run_end = blk + nblk
-        self._pwritev(run_start, bufs)
+            run_end = blk + len(mv) // BLOCK_SIZE
+        out.append((run_start, bufs))
+        return out
+
+    def write_planned(self, runs: List[Tuple[int, List[memoryview]]]) -> None:
+        for blk, bufs in runs:
+            self._pwritev(blk, bufs)
 
     def _pwritev(self, blk: int, bufs: List[memoryview]) -> None:
         if not bufs:
@@ -467,6 +494,10 @@ class _Sink:
                         raise OSError(errno.EIO, "short write to the image")
                     rest = rest[k:]
                     pos += k
+
+
+def _first(item: Tuple[int, Any]) -> int:
+    return item[0]
 
 
 def _region_is_hole(fd: int, offset: int, size: int) -> bool:
@@ -563,7 +594,7 @@ _Piece = Tuple[int, int, int, _Node, int, int]
 
 # A read job: fill `dest` from byte `pos` of the node's content; `last`: dest ends at the
 # planned size (check that the file ends there too); `pad`: bytes after it to zero.
-_Job = Tuple[_Node, memoryview, int, bool, Optional[np.ndarray]]
+_Job = Tuple[_Node, memoryview, int, bool, Optional[memoryview]]
 
 # Reads at least this big go to the IO thread (one long GIL-free preadv each); smaller ones
 # (small files, inline contents) are done by the main thread, where per-file Python work does
@@ -576,7 +607,7 @@ class _Batch:
     and build (main thread) -> write (IO thread). `slot` picks one of the two sets of
     staging buffers."""
 
-    __slots__ = ("runs", "nodes", "slot", "arrays", "pieces", "big", "small")
+    __slots__ = ("runs", "nodes", "slot", "arrays", "pieces", "big", "small", "data_pages")
 
     def __init__(self, runs: List[_Run], nodes: List[_Node], slot: int):
         self.runs = runs
@@ -586,17 +617,37 @@ class _Batch:
         self.pieces: List[_Piece] = []
         self.big: List[_Job] = []
         self.small: List[_Job] = []
+        # per level: (row, data pages) of the rows that hold a file's last record
+        self.data_pages: List[List[Tuple[int, int]]] = [[] for _ in range(RECORD_LEVEL + 1)]
 
 
 def _run_jobs(jobs: List[_Job]) -> None:
     for n, dest, pos, last, pad in jobs:
-        src = _Source(n)
-        try:
-            src.read_into(dest, pos, last)
-        finally:
-            src.close()
+        _read_file(n, dest, pos, last)
         if pad is not None:
-            pad.fill(0)
+            pad[:] = _ZEROS[: len(pad)]
+
+
+def _read_file(n: _Node, dest: memoryview, pos: int, last: bool) -> None:
+    """Fill `dest` from byte `pos` of the node's content (see `_Source.read_into`)."""
+    if n.data is not None:
+        _Source(n).read_into(dest, pos, last)
+        return
+    try:
+        fd = os.open(n.src, _O_READ)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise RedoxFSError(f"/{n.path}: cannot read its source {n.src}: {exc.strerror}") from None
+    try:
+        if os.preadv(fd, [dest, _EOF_PROBE] if last else [dest], pos) != len(dest):
+            src = _Source.__new__(_Source)
+            src.node = n
+            src.fd = fd
+            src.read_into(dest, pos, last)  # short or long read: the careful path
+    finally:
+        os.close(fd)
+
+
+_ZEROS = memoryview(bytes(BLOCK_SIZE << RECORD_LEVEL))
 
 
 class _Writer:
@@ -676,21 +727,21 @@ class _Writer:
         batches = self._batches()
         slot = 0
         nxt = next(batches, None)
-        pending: Optional[Tuple[_Batch, Future]] = None
+        pending: Optional[Tuple[_Batch, Future, Future]] = None
         if nxt is not None:
             b = self._prepare(nxt[0], nxt[1], slot)
-            pending = (b, submit(_run_jobs, b.big))
+            pending = (b, submit(self._zero_nodes, b), submit(_run_jobs, b.big))
         while pending is not None:
-            batch, reading = pending
+            batch, zeroing, reading = pending
             nxt = next(batches, None)
             slot ^= 1
             if nxt is not None:
                 b = self._prepare(nxt[0], nxt[1], slot)
-                pending = (b, submit(_run_jobs, b.big))
+                pending = (b, submit(self._zero_nodes, b), submit(_run_jobs, b.big))
             else:
                 pending = None
-            writes, data = self._process(batch, reading)
-            self._writes.append(submit(self._write, writes, data))
+            writes = self._process(batch, zeroing, reading)
+            self._writes.append(submit(self.sink.write_planned, self.sink.plan_runs(writes)))
             # keep at most the last write in flight (errors surface early)
             while len(self._writes) > 1:
                 self._writes.pop(0).result()
@@ -720,7 +771,7 @@ class _Writer:
                 starts[lv] = off
                 off += nb
         b.arrays = arrays
-        flat = memoryview(arena)
+        flat = arena.data
         fill = [0] * (RECORD_LEVEL + 1)
         pieces = b.pieces
         big = b.big
@@ -744,82 +795,99 @@ class _Writer:
                 length = n.size - r * rsize
                 at = starts[lv] + row * (BLOCK_SIZE << lv)
                 end = at + (BLOCK_SIZE << lv)
-                job = (n, flat[at : at + length], r * rsize, True, arena[at + length : end] if end > at + length else None)
+                job = (n, flat[at : at + length], r * rsize, True, flat[at + length : end] if end > at + length else None)
                 (big if length >= BIG_READ else small).append(job)
                 pieces.append((lv, row, row + 1, n, r, length))
+                b.data_pages[lv].append((row, -(-length // BLOCK_SIZE)))
         return b
 
-    def _write(self, writes: List[Tuple[int, memoryview]], data: List[Tuple[int, np.ndarray, int]]) -> None:
-        """Write a finished batch (IO thread). `data` holds record runs (first block, bytes,
-        data length): on a fresh (all-hole) region their all-zero pages are left as holes."""
-        fresh = self.sink.fresh
-        for blk0, flat, data_len in data:
-            if not fresh:
-                writes.append((blk0, memoryview(flat)))
-                continue
-            npages = -(-data_len // BLOCK_SIZE)
-            pages = flat[: npages * BLOCK_SIZE].view(np.uint64).reshape(npages, BLOCK_SIZE // 8)
-            # a page with a non-zero first word is not zero; look at the others in full
-            nz = pages[:, 0] != 0
-            if not nz.all():
-                cand = np.flatnonzero(~nz)
-                nz[cand] = pages[cand].any(axis=1)
-                if not nz.all():
-                    idx = np.flatnonzero(np.diff(np.concatenate(([False], nz, [False])).astype(np.int8)))
-                    for a, e in zip(idx[0::2].tolist(), idx[1::2].tolist()):
-                        writes.append((blk0 + a, memoryview(flat[a * BLOCK_SIZE : e * BLOCK_SIZE])))
-                    continue
-            writes.append((blk0, memoryview(flat[: npages * BLOCK_SIZE])))
-        self.sink.write_runs(writes)
-
     # -- main thread ----------------------------------------------------------------------------
-    def _process(self, b: _Batch, reading: Future) -> Tuple[List[Tuple[int, memoryview]], List[Tuple[int, np.ndarray, int]]]:
+    def _process(self, b: _Batch, zeroing: Future, reading: Future) -> List[Tuple[int, memoryview]]:
         writes: List[Tuple[int, memoryview]] = []
-        data: List[Tuple[int, np.ndarray, int]] = []
-        node_arr = self._stage_inline(b)
         _run_jobs(b.small)
+        node_arr = zeroing.result()  # the batch's node blocks, zeroed (IO thread)
+        self._read_inline(b.nodes, node_arr)
         reading.result()  # the big reads (IO thread)
-        self._records(b, data)
+        self._records(b, writes)
         self._block_lists(b.nodes, writes)
         self._directories(b.nodes, writes)
         self._nodes(b.nodes, node_arr, writes)
-        return writes, data
+        return writes
 
-    def _stage_inline(self, b: _Batch) -> Optional[np.ndarray]:
-        """The batch's zeroed node blocks, with inline file contents read in."""
-        nodes = b.nodes
-        if not nodes:
-            return None
-        arr = self._node_buf(b.slot, len(nodes))
-        buf = memoryview(arr.reshape(-1))
+    def _zero_nodes(self, b: _Batch) -> Optional[np.ndarray]:
+        """The batch's node blocks, zeroed (IO thread: after the slot's previous write)."""
+        return self._node_buf(b.slot, len(b.nodes)) if b.nodes else None
+
+    @staticmethod
+    def _read_inline(nodes: List[_Node], arr: Optional[np.ndarray]) -> None:
+        """Read inline file contents into their node blocks."""
+        if arr is None:
+            return
+        buf = arr.reshape(-1).data
         base = INLINE_OFFSET
+        read = _read_file
         for n in nodes:
             size = n.size
-            if size and n.kind != DIR and size <= INLINE_MAX:
-                src = _Source(n)
-                try:
-                    src.read_into(buf[base : base + size], 0, True)
-                finally:
-                    src.close()
+            if size and size <= INLINE_MAX and n.kind != DIR:
+                read(n, buf[base : base + size], 0, True)
             base += BLOCK_SIZE
-        return arr
 
     # -- records --------------------------------------------------------------------------------
-    def _records(self, b: _Batch, data: List[Tuple[int, np.ndarray, int]]) -> None:
+    def _records(self, b: _Batch, writes: List[Tuple[int, memoryview]]) -> None:
         if not b.runs:
             return
         arrays = b.arrays
         present = [a for a in arrays if a is not None]
         got = iter(seahash_arrays(present))
         hashes = [next(got) if a is not None else None for a in arrays]
+        fresh = self.sink.fresh
+        # On a fresh (all-hole) region, all-zero data pages are left as holes. Find the rows
+        # with a candidate (a data page whose first word is 0) in one pass per level; only
+        # their pieces are looked at page by page.
+        suspects: List[Optional[np.ndarray]] = [None] * len(arrays)
+        if fresh:
+            for lv, arr in enumerate(arrays):
+                if arr is None:
+                    continue
+                ppr = 1 << lv
+                first_zero = arr.reshape(-1, BLOCK_SIZE).view(np.uint64)[:, 0] == 0
+                if not first_zero.any():
+                    continue
+                first_zero = first_zero.reshape(arr.shape[0], ppr)
+                ends = b.data_pages[lv]
+                if ends:  # rows holding a file's last record: pages past its data are padding
+                    valid = np.full(arr.shape[0], ppr, dtype=np.int64)
+                    valid[[r for r, _ in ends]] = [k for _, k in ends]
+                    first_zero &= np.arange(ppr)[None, :] < valid[:, None]
+                rows = np.flatnonzero(first_zero.any(axis=1))
+                if rows.size:
+                    suspects[lv] = rows
         for lv, row0, row1, n, r0, data_len in b.pieces:
             h = hashes[lv]
             arr = arrays[lv]
             assert h is not None and arr is not None
-            if n.rec_hash is None:
-                n.rec_hash = np.zeros(n.nrec, dtype=np.uint64)
-            n.rec_hash[r0 : r0 + (row1 - row0)] = h[row0:row1]
-            data.append((n.rec_base + (r0 << n.rl), arr[row0:row1].reshape(-1), data_len))
+            if row1 - row0 == n.nrec:  # all of the file's records: keep a view
+                n.rec_hash = h[row0:row1]
+            else:
+                if n.rec_hash is None:
+                    n.rec_hash = np.zeros(n.nrec, dtype=np.uint64)
+                n.rec_hash[r0 : r0 + (row1 - row0)] = h[row0:row1]
+            blk0 = n.rec_base + (r0 << n.rl)
+            flat = arr[row0:row1].reshape(-1)
+            if not fresh:
+                writes.append((blk0, flat.data))
+                continue
+            npages = -(-data_len // BLOCK_SIZE)
+            sus = suspects[lv]
+            if sus is not None and np.any((sus >= row0) & (sus < row1)):
+                pages = flat[: npages * BLOCK_SIZE].view(np.uint64).reshape(npages, BLOCK_SIZE // 8)
+                nz = pages.any(axis=1)
+                if not nz.all():
+                    idx = np.flatnonzero(np.diff(np.concatenate(([False], nz, [False])).astype(np.int8)))
+                    for a, e in zip(idx[0::2].tolist(), idx[1::2].tolist()):
+                        writes.append((blk0 + a, flat[a * BLOCK_SIZE : e * BLOCK_SIZE].data))
+                    continue
+            writes.append((blk0, flat[: npages * BLOCK_SIZE].data))
 
     # -- BlockLists -----------------------------------------------------------------------------
     def _block_lists(self, nodes: List[_Node], writes: List[Tuple[int, memoryview]]) -> None:
@@ -861,7 +929,7 @@ class _Writer:
             return
         total = sum(len(n.dirlists) for n in dirs)
         arr = np.zeros((total, BLOCK_SIZE), dtype=np.uint8)
-        buf = memoryview(arr.reshape(-1))
+        buf = arr.reshape(-1).data
         row = 0
         rows: List[int] = []
         for n in dirs:
@@ -880,7 +948,7 @@ class _Writer:
             child_ptrs[n.id] = [
                 (make_addr(n.block + 1 + i, 0), dl_hash[r0 + i], n.dl_keys[i]) for i in range(nd)
             ]
-            writes.append((n.block + 1, memoryview(arr[r0 : r0 + nd].reshape(-1))))
+            writes.append((n.block + 1, arr[r0 : r0 + nd].reshape(-1).data))
         next_blk = {n.id: n.block + 1 + len(n.dirlists) for n in dirs}
         level = 0
         while True:
@@ -918,30 +986,42 @@ class _Writer:
         if not nodes:
             return
         assert arr is not None  # zeroed, inline contents already read in
-        buf = memoryview(arr.reshape(-1))
+        buf = arr.reshape(-1).data
         pack = NODE_STRUCT.pack_into
+        pack_ptr = PTR_STRUCT.pack_into
         for row, n in enumerate(nodes):
             base = row * BLOCK_SIZE
-            inline = n.kind != DIR and n.size <= INLINE_MAX
-            pack(buf, base, n.mode, n.uid, n.gid, 1, n.size, n.blocks, n.ctime, 0, n.mtime, 0, n.mtime, 0,
-                 n.rl, FLAG_INLINE if inline else 0)
             if n.kind == DIR:
+                pack(buf, base, n.mode, n.uid, n.gid, 1, n.size, n.blocks, n.ctime, 0, n.mtime, 0, n.mtime, 0, n.rl, 0)
                 if n.dirlists:
                     depth, addr, h = self._dir_root[n.id]
-                    buf[base + 128 : base + 160] = (
-                        (0xFFFFFFFFFFFFFFF0 | depth).to_bytes(8, "little") + (0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
-                        + addr.to_bytes(8, "little") + h.to_bytes(8, "little")
-                    )
-            elif not inline:
-                self._level_data(n, arr[row])
+                    _DIR_ROOT.pack_into(buf, base + 128, 0xFFFFFFFFFFFFFFF0 | depth, 0xFFFFFFFFFFFFFFFF, addr, h)
+            elif n.size <= INLINE_MAX:
+                pack(buf, base, n.mode, n.uid, n.gid, 1, n.size, n.blocks, n.ctime, 0, n.mtime, 0, n.mtime, 0,
+                     n.rl, FLAG_INLINE)
+            else:
+                pack(buf, base, n.mode, n.uid, n.gid, 1, n.size, n.blocks, n.ctime, 0, n.mtime, 0, n.mtime, 0, n.rl, 0)
+                if n.nrec == 1:
+                    assert n.rec_hash is not None
+                    pack_ptr(buf, base + 128, make_addr(n.rec_base, n.last_level), int(n.rec_hash[0]))
+                else:
+                    self._level_data(n, arr[row])
         hashes = seahash_rows(arr)
-        for row, n in enumerate(nodes):
-            self.node_hash[self.node_pos[n.id]] = hashes[row]
+        node_pos = self.node_pos
+        self.node_hash[[node_pos[n.id] for n in nodes]] = hashes
+        for n in nodes:
             n.rec_hash = None  # free the per-record hashes
             n.dirlists = []
-        # node blocks are mostly contiguous with each other or with their data
-        for row, n in enumerate(nodes):
-            writes.append((n.block, memoryview(arr[row])))
+        # node blocks are mostly contiguous with each other (inline files) or with their data
+        row0 = 0
+        nn = len(nodes)
+        while row0 < nn:
+            row1 = row0 + 1
+            blk = nodes[row0].block
+            while row1 < nn and nodes[row1].block == blk + (row1 - row0):
+                row1 += 1
+            writes.append((blk, buf[row0 * BLOCK_SIZE : row1 * BLOCK_SIZE]))
+            row0 = row1
 
     def _level_data(self, n: _Node, row: np.ndarray) -> None:
         assert n.rec_hash is not None
@@ -962,7 +1042,6 @@ class _Writer:
     def finish(self) -> None:
         plan = self.plan
         writes: List[Tuple[int, memoryview]] = []
-        ids = [n.id for n in plan.nodes]
         child_hash: Dict[Tuple[int, ...], int] = {}
         full: Dict[Tuple[int, ...], bool] = {}
         # entries per list: key -> {index: (addr, hash)}
@@ -972,9 +1051,12 @@ class _Writer:
             arr = np.zeros((len(keys), BLOCK_SIZE), dtype=np.uint8)
             entries: Dict[Tuple[int, ...], List[Tuple[int, int, int, bool]]] = {k: [] for k in keys}
             if depth == 3:
-                for pos, i in enumerate(ids):
-                    key = ((i >> 24) & 0xFF, (i >> 16) & 0xFF, (i >> 8) & 0xFF)
-                    entries[key].append((i & 0xFF, make_addr(plan.nodes[pos].block, 0), int(self.node_hash[pos]), True))
+                self._leaf_tree_lists(keys, arr, full)
+                for k, h in zip(keys, seahash_rows(arr).tolist()):
+                    child_hash[k] = h
+                for row, k in enumerate(keys):
+                    writes.append((plan.tree_lists[k], memoryview(arr[row])))
+                continue
             else:
                 for ck in [k for k in plan.tree_lists if len(k) == depth + 1]:
                     entries[ck[:depth]].append((ck[depth], make_addr(plan.tree_lists[ck], 0), child_hash[ck], full[ck]))
@@ -1010,10 +1092,32 @@ class _Writer:
             prev = (make_addr(index, 0), seahash(blk))
             writes.append((index, memoryview(bytes(blk))))
         alloc_ptr = prev
+        if self.uuid_fn is not None:  # computed here, while the last batch is being written
+            self.uuid = self.uuid_fn()
         self._wait()
         self.sink.write_runs(writes)
         # header last
         self.sink.write_runs([(0, memoryview(self.header(tree_ptr, alloc_ptr)))])
+
+    def _leaf_tree_lists(self, keys: List[Tuple[int, ...]], arr: np.ndarray, full: Dict[Tuple[int, ...], bool]) -> None:
+        """Fill the lowest tree lists (one row of `arr` per key, keys ascending): the node
+        pointers (all "full") and their bitmaps, vectorised over all nodes."""
+        plan = self.plan
+        ids = np.array([n.id for n in plan.nodes], dtype=np.int64)
+        blocks = np.array([n.block for n in plan.nodes], dtype=np.uint64)
+        prefixes = np.array([(k[0] << 16) | (k[1] << 8) | k[2] for k in keys], dtype=np.int64)
+        rows = np.searchsorted(prefixes, ids >> 8)
+        idx = ids & 0xFF
+        words = arr.view("<u8")
+        words[rows, 2 * idx] = blocks << np.uint64(8)  # make_addr(block, 0)
+        words[rows, 2 * idx + 1] = self.node_hash
+        flags = arr[:, TREE_ENTRIES * 16 :]
+        np.bitwise_or.at(flags, (rows, idx >> 3), (np.uint8(1) << (idx & 7).astype(np.uint8)))
+        if keys and keys[0] == (0, 0, 0):
+            flags[0, 0] |= 1  # reserved id 0
+        counts = np.unpackbits(flags, axis=1).sum(axis=1)
+        for k, c in zip(keys, counts.tolist()):
+            full[k] = c == TREE_ENTRIES
 
     def header(self, tree_ptr: Tuple[int, int], alloc_ptr: Tuple[int, int]) -> bytes:
         h = bytearray(BLOCK_SIZE)
@@ -1030,6 +1134,7 @@ class _Writer:
         return bytes(h)
 
     uuid = bytes(16)
+    uuid_fn: Optional[Callable[[], bytes]] = None
 
 
 def write_redoxfs(
@@ -1077,5 +1182,8 @@ def _write(out: BinaryIO, manifest: Any, offset: int, size: int, uuid: Optional[
     sink = _Sink(out, offset, size)
     sink.prepare()
     w = _Writer(plan, sink)
-    w.uuid = uuid if uuid is not None else default_uuid(manifest, size, ctime)
+    if uuid is not None:
+        w.uuid = uuid
+    else:
+        w.uuid_fn = lambda: default_uuid(manifest, size, ctime)
     w.run()

@@ -312,8 +312,11 @@ def test_huge_directory_two_htree_levels(tmp_path) -> None:
     _write_image(str(img), t.manifest(), 64 << 20)
     with open(img, "rb") as f:
         fs = RedoxFSReader(f)
-        root = fs._node(fs._dir_lookup(fs._node(1), b"d"))
-        assert fs._dir_root(root)[0] == 2
+        found = fs._dir_lookup(fs._node(1), b"d")
+        assert found is not None
+        root = fs._node(found)
+        dir_root = fs._dir_root(root)
+        assert dir_root is not None and dir_root[0] == 2
         assert len(fs.listdir("d")) == n
         for i in range(0, n, 97):
             assert fs.readlink(f"d/{i:05d}" + "z" * 190) == f"t{i}"

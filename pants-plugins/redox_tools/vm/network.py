@@ -55,7 +55,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from redox_tools.errors import ToolError, run_main
 
@@ -213,7 +213,7 @@ def _owner_uid(user: object) -> Optional[int]:
         return None
 
 
-def _json(res: CmdResult) -> object:
+def _json(res: CmdResult) -> Any:
     text = res.stdout.strip()
     if not text:
         return []
@@ -226,7 +226,7 @@ def _json(res: CmdResult) -> object:
 def probe(cfg: NetConfig, run: Runner = run_cmd, read_nat: bool = True) -> State:
     """Read what exists now (read-only commands only)."""
     st = State()
-    for link in _json(run(cfg.ip("-d", "-j", "addr", "show"), True)):  # type: ignore[union-attr]
+    for link in _json(run(cfg.ip("-d", "-j", "addr", "show"), True)):
         name = link.get("ifname", "")
         st.links.append(name)
         inet = [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
@@ -248,7 +248,7 @@ def probe(cfg: NetConfig, run: Runner = run_cmd, read_nat: bool = True) -> State
             st.other_addrs += [(name, a) for a in inet]
     routes = _json(run(cfg.ip("-j", "-4", "route", "show", "default"), True))
     if routes:
-        best = min(routes, key=lambda r: r.get("metric", 0))  # type: ignore[union-attr]
+        best = min(routes, key=lambda r: r.get("metric", 0))
         st.default_dev = best.get("dev")
     res = run(cfg.inns("sysctl", "-n", "net.ipv4.ip_forward"), False)
     st.ip_forward = int(res.stdout.strip()) if res.returncode == 0 and res.stdout.strip().isdigit() else None
