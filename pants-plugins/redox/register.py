@@ -9,6 +9,7 @@ from redox.goals import boot, c_package, cargo_package, disk_image, initfs, run_
 from redox.util_rules import (
     dependency_inference,
     image_inputs,
+    package_build,
     redox_tools,
     references,
     staged_tree,
@@ -27,6 +28,7 @@ def rules():
         *staged_tree.rules(),
         *references.rules(),
         *image_inputs.rules(),
+        *package_build.rules(),
         *dependency_inference.rules(),
         *source.rules(),
         *cargo_package.rules(),

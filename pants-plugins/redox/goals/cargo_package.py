@@ -1,14 +1,12 @@
 """`redox_cargo_package`: one sandboxed, offline cargo build per package -> staged tree."""
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address, AddressInput
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests, RemovePrefix
-from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.fs import AddPrefix, Digest, MergeDigests
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
@@ -19,7 +17,6 @@ from pants.engine.target import (
     UnparsedAddressInputs,
 )
 from pants.engine.unions import UnionRule
-from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from redox.subsystems.toolchain import RedoxToolchainSubsystem
@@ -44,7 +41,7 @@ from redox.target_types import (
     RedoxTargetTripleField,
 )
 from redox.goals.source import SourceCheckout, SourceCheckoutRequest
-from redox.util_rules.redox_tools import RedoxToolProcess
+from redox.util_rules.package_build import PackageBuildError, PackageBuildRequest
 from redox.util_rules.references import parse_reference
 from redox.util_rules.staged_tree import (
     StagedTree,
@@ -53,13 +50,7 @@ from redox.util_rules.staged_tree import (
 )
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
-SPEC_FILE = "__cargo_build_spec.json"
 UPSTREAM_DIR = "__upstream"
-OUT_DIR = "__staged"
-
-
-class PackageBuildError(Exception):
-    """A package failed to build; the message names the target and the cause."""
 
 
 @dataclass(frozen=True)
@@ -149,48 +140,26 @@ async def build_cargo_package(
         # A vendor target's files are a cargo vendor directory rooted at the target's directory.
         "vendor_dirs": [t.address.spec_path for t in vendor_targets],
         "install": dict(field_set.install.value),
-        "out_dir": OUT_DIR,
         "path": list(toolchain_subsystem.search_path) + ["/usr/bin", "/bin"],
     }
-    spec_digest = await Get(
-        Digest, CreateDigest([FileContent(SPEC_FILE, json.dumps(spec, sort_keys=True, indent=1).encode())])
-    )
-    input_digest = await Get(Digest, MergeDigests(
-            [sources.snapshot.digest, spec_digest, vendor_files.snapshot.digest, *([upstream_digest] if upstream_digest else [])]
-        ))
-    process = await Get(
-        Process,
-        RedoxToolProcess(
-            module="redox_tools.cargo_build",
-            args=(SPEC_FILE,),
-            description=f"cargo build {address} ({triple})",
-            input_digest=input_digest,
-            output_directories=(OUT_DIR,),
-            env=_fingerprint_env(toolchain),
-            level=LogLevel.INFO,
+    input_digest = await Get(
+        Digest,
+        MergeDigests(
+            [sources.snapshot.digest, vendor_files.snapshot.digest, *([upstream_digest] if upstream_digest else [])]
         ),
     )
-    process = dataclasses.replace(
-        process,
-        immutable_input_digests=FrozenDict({**process.immutable_input_digests, **toolchain.immutable_input_digests}),
+    return await Get(
+        StagedTree,
+        PackageBuildRequest.create(
+            address,
+            "redox_tools.cargo_build",
+            spec,
+            input_digest,
+            toolchain,
+            dict(field_set.install.value),
+            f"cargo build {address} ({triple})",
+        ),
     )
-    result = await Get(FallibleProcessResult, Process, process)
-    if result.exit_code != 0:
-        raise PackageBuildError(failure_message(result))
-    staged = await Get(Digest, RemovePrefix(result.output_digest, OUT_DIR))
-    files = tuple(sorted(v.lstrip("/") for v in field_set.install.value.values()))
-    return StagedTree(address, staged, files)
-
-
-def _fingerprint_env(toolchain: RedoxToolchain) -> FrozenDict[str, str]:
-    # The toolchain's fingerprint is part of the process key even for host-path tools.
-    return FrozenDict({"REDOX_TOOLCHAIN_FINGERPRINT": toolchain.fingerprint})
-
-
-def failure_message(result: FallibleProcessResult) -> str:
-    err = result.stderr.decode(errors="replace").strip()
-    lines = [ln[len("error: ") :] if ln.startswith("error: ") else ln for ln in err.splitlines()]
-    return "\n".join(lines) or f"build failed with exit code {result.exit_code}"
 
 
 @rule(desc="Package a Redox Cargo package", level=LogLevel.DEBUG)

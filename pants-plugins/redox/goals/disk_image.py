@@ -13,7 +13,7 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from redox.goals.cargo_package import PackageBuildError, failure_message
+from redox.util_rules.package_build import PackageBuildError, failure_message
 from redox.goals.initfs import InitfsImage, InitfsImageRequest
 from redox.goals.source import SourcesPreflight, SourcesPreflightRequest
 from redox.subsystems.image import RedoxImageSubsystem

@@ -12,7 +12,7 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from redox.goals.cargo_package import PackageBuildError, failure_message
+from redox.util_rules.package_build import PackageBuildError, failure_message
 from redox.subsystems.image import RedoxImageSubsystem
 from redox.target_types import InitfsBootstrapField, InitfsContentsField
 from redox.util_rules.image_inputs import ImageTrees, ImageTreesRequest
