@@ -59,8 +59,8 @@ class RedoxInstallField(DictStringToStringField):
 class RedoxDependenciesField(Dependencies):
     help = help_text(
         """
-        Other targets this package needs at build time, e.g. a `redox_source` with the code,
-        or a sysroot package.
+        Other targets this package depends on. (The code of an upstream package comes through
+        `source`; sysroot dependencies such as relibc will be passed to the build from here.)
         """
     )
 
@@ -184,7 +184,7 @@ class CargoPackageNameField(StringField):
 
 class CargoBinsField(StringSequenceField):
     alias = "bins"
-    help = "Only build these bin targets (`--bin`); default: what `install` names, else all."
+    help = "Only build these bin targets (`--bin`); default: every bin of the package."
 
 
 class CargoEntryField(StringField):
