@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
 from redox_tools import diskimage, initfs
@@ -61,6 +62,14 @@ def root_manifest(trees: Sequence[str], files: Sequence[str], mtime: int) -> Man
     return Manifest.merge(parts).complete(mtime=mtime)
 
 
+def portable(manifest: Manifest, base: str) -> Manifest:
+    """The manifest with content sources relative to `base`, so the written JSON does not depend
+    on where the build ran (a sandbox path would make two identical builds differ)."""
+    return Manifest(
+        (replace(e, source=os.path.relpath(e.source, base)) if e.source else e for e in manifest), base
+    )
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m redox_tools.assemble", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -85,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
     manifest = root_manifest(args.tree, args.file, args.source_date_epoch)
     if args.manifest_out:
-        manifest.dump(args.manifest_out)
+        portable(manifest, os.getcwd()).dump(args.manifest_out)
     if args.cmd == "initfs":
         with open(args.bootstrap, "rb") as f:
             bootstrap = f.read()

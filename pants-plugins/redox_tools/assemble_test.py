@@ -11,6 +11,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from redox_tools import gpt
+from redox_tools import assemble
 from redox_tools.assemble import main, parse_file, parse_tree, root_manifest
 from redox_tools.errors import ManifestError, ToolError
 from redox_tools.initfs import InitfsReader
@@ -293,3 +294,25 @@ def test_disk_requires_boot_files_and_mz(tmp_path: Path) -> None:
                        cwd=tmp_path)
     assert code == 2 and "does not start with 'MZ'" in err and not (tmp_path / "d.img").exists()
     assert len([ln for ln in err.splitlines() if ln.startswith("error:")]) == 1
+
+
+def test_manifest_out_does_not_depend_on_the_build_directory(tmp_path: Path) -> None:
+    """The root manifest written next to an image records no host path: two builds of the same
+    trees in different directories write identical manifests."""
+    outs = []
+    for side in ("a", "b"):
+        work = tmp_path / side / "deep" / "sandbox"
+        tree = work / "__trees" / "0" / "usr" / "bin"
+        tree.mkdir(parents=True)
+        (tree / "tool").write_bytes(b"same bytes\n")
+        cwd = os.getcwd()
+        os.chdir(work)
+        try:
+            assemble.portable(assemble.root_manifest(["//pkg:tool=__trees/0"], [], 0), str(work)).dump(
+                str(work / "root.json")
+            )
+        finally:
+            os.chdir(cwd)
+        outs.append((work / "root.json").read_bytes())
+    assert outs[0] == outs[1]
+    assert b"__trees/0/usr/bin/tool" in outs[0]

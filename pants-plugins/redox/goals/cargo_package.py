@@ -1,13 +1,24 @@
 """`redox_cargo_package`: one sandboxed, offline cargo build per package -> staged tree."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address, AddressInput
-from pants.engine.fs import AddPrefix, Digest, MergeDigests
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.engine.fs import (
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestSubset,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+    Snapshot,
+)
+from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     HydratedSources,
@@ -17,8 +28,10 @@ from pants.engine.target import (
     UnparsedAddressInputs,
 )
 from pants.engine.unions import UnionRule
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
+from redox.subsystems.sources import RedoxSourcesSubsystem
 from redox.subsystems.toolchain import RedoxToolchainSubsystem
 from redox.target_types import (
     CargoBinsField,
@@ -41,7 +54,8 @@ from redox.target_types import (
     RedoxTargetTripleField,
 )
 from redox.goals.source import SourceCheckout, SourceCheckoutRequest
-from redox.util_rules.package_build import PackageBuildError, PackageBuildRequest
+from redox.util_rules.package_build import PackageBuildError, PackageBuildRequest, failure_message
+from redox.util_rules.redox_tools import RedoxToolProcess
 from redox.util_rules.references import parse_reference
 from redox.util_rules.staged_tree import (
     StagedTree,
@@ -51,6 +65,8 @@ from redox.util_rules.staged_tree import (
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
 UPSTREAM_DIR = "__upstream"
+CARGO_VENDOR_DIR = "__cargo_vendor"
+CARGO_HOME_DIR = "__cargo_home"
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,79 @@ def triple_of(fs: CargoPackageFieldSet) -> str:
     return "custom" if fs.target_spec.value else (fs.rust_target.value or "")
 
 
+@dataclass(frozen=True)
+class CargoVendorRequest:
+    """Vendor the crates.io (and git) crates a `redox_source` crate's Cargo.lock pins."""
+
+    address: Address  # the package, for messages
+    upstream_digest: Digest  # the checkout under UPSTREAM_DIR
+    crate_dir: str  # the crate inside it (UPSTREAM_DIR/<source_subdir>)
+    toolchain: RedoxToolchain
+
+
+@dataclass(frozen=True)
+class CargoVendor:
+    digest: Digest  # the crates under CARGO_VENDOR_DIR
+
+
+def in_sandbox(path: str) -> str:
+    """An absolute path for a tool path that may be relative to the sandbox root."""
+    return path if path.startswith("/") else "{chroot}/" + path
+
+
+@rule(desc="Vendor a Redox Cargo package's crates", level=LogLevel.DEBUG)
+async def vendor_cargo_crates(request: CargoVendorRequest, subsystem: RedoxSourcesSubsystem) -> CargoVendor:
+    lockfile = f"{request.crate_dir}/Cargo.lock"
+    found = await Get(Snapshot, DigestSubset(request.upstream_digest, PathGlobs([lockfile])))
+    if lockfile not in found.files:
+        raise PackageBuildError(
+            f"{request.address}: the source checkout has no Cargo.lock in "
+            f"{request.crate_dir[len(UPSTREAM_DIR):].lstrip('/') or 'its root'}; the vendor step vendors exactly "
+            "the lock file, so the upstream crate must commit one (or set `source_subdir` to the crate that does)"
+        )
+    config = await Get(
+        Digest, CreateDigest([FileContent(f"{CARGO_HOME_DIR}/config.toml", subsystem.cargo_config.encode())])
+    )
+    toolchain = request.toolchain
+    process = await Get(
+        Process,
+        RedoxToolProcess(
+            module="redox_tools.sources",
+            args=(
+                "vendor",
+                *("--crate", request.crate_dir, "--out", CARGO_VENDOR_DIR),
+                *("--cargo", in_sandbox(toolchain.tool("cargo"))),
+            ),
+            description=f"Vendor crates of {request.address}",
+            input_digest=await Get(Digest, MergeDigests([request.upstream_digest, config])),
+            output_directories=(CARGO_VENDOR_DIR,),
+            env=FrozenDict(
+                {
+                    "PATH": "/usr/bin:/bin",
+                    "RUSTC": in_sandbox(toolchain.tool("rustc")),
+                    "CARGO_HOME": "{chroot}/" + CARGO_HOME_DIR,
+                    "HOME": "{chroot}/" + CARGO_HOME_DIR,
+                    "REDOX_TOOLCHAIN_FINGERPRINT": toolchain.fingerprint,
+                }
+            ),
+        ),
+    )
+    process = dataclasses.replace(
+        process,
+        immutable_input_digests=FrozenDict({**process.immutable_input_digests, **toolchain.immutable_input_digests}),
+    )
+    result = await Get(FallibleProcessResult, Process, process)
+    if result.exit_code != 0:
+        cause = failure_message(result)
+        if "unreachable" in cause or "timed out" in cause:
+            raise PackageBuildError(
+                f"{request.address}: crates.io unreachable; vendor on a connected machine or set "
+                f"[redox-sources].cargo_config to a local registry mirror ({cause})"
+            )
+        raise PackageBuildError(f"{request.address}: vendoring its crates failed: {cause}")
+    return CargoVendor(result.output_digest)
+
+
 @rule(desc="Build a Redox Cargo package", level=LogLevel.DEBUG)
 async def build_cargo_package(
     field_set: CargoPackageFieldSet, toolchain_subsystem: RedoxToolchainSubsystem
@@ -106,6 +195,8 @@ async def build_cargo_package(
             )
     upstream_digest = None
     upstream_dir = None
+    toolchain_request = RedoxToolchainRequest(triple, needs_rust_src=bool(field_set.build_std.value))
+    vendor_dirs = [t.address.spec_path for t in vendor_targets]
     if field_set.source.value:
         source_address = await Get(
             Address,
@@ -115,8 +206,15 @@ async def build_cargo_package(
         checkout = await Get(SourceCheckout, SourceCheckoutRequest(source_address, f"the `source` field of {address}"))
         upstream_digest = await Get(Digest, AddPrefix(checkout.digest, UPSTREAM_DIR))
         upstream_dir = "/".join(p for p in (UPSTREAM_DIR, (field_set.source_subdir.value or "").strip("/")) if p)
+        # The network step of the build: crates.io crates of the checkout's Cargo.lock.
+        vendor_toolchain = await Get(RedoxToolchain, RedoxToolchainRequest, toolchain_request)
+        cargo_vendor = await Get(
+            CargoVendor, CargoVendorRequest(address, upstream_digest, upstream_dir, vendor_toolchain)
+        )
+        upstream_digest = await Get(Digest, MergeDigests([upstream_digest, cargo_vendor.digest]))
+        vendor_dirs.append(CARGO_VENDOR_DIR)
     toolchain, sources, vendor_files = await MultiGet(
-        Get(RedoxToolchain, RedoxToolchainRequest(triple, needs_rust_src=bool(field_set.build_std.value))),
+        Get(RedoxToolchain, RedoxToolchainRequest, toolchain_request),
         Get(HydratedSources, HydrateSourcesRequest(field_set.sources)),
         Get(SourceFiles, SourceFilesRequest([t[SourcesField] for t in vendor_targets])),
     )
@@ -138,7 +236,8 @@ async def build_cargo_package(
         "cargo_package": field_set.cargo_package.value,
         "bins": list(field_set.bins.value or ()),
         # A vendor target's files are a cargo vendor directory rooted at the target's directory.
-        "vendor_dirs": [t.address.spec_path for t in vendor_targets],
+        # (and, for a `source`, the crates its Cargo.lock pins, vendored above).
+        "vendor_dirs": vendor_dirs,
         "install": dict(field_set.install.value),
         "path": list(toolchain_subsystem.search_path) + ["/usr/bin", "/bin"],
     }

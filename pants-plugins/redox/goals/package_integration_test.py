@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import pytest
 from pants.backend.python import register as python_backend
@@ -112,7 +112,7 @@ def rule_runner() -> RuleRunner:
     return rr
 
 
-def configure(rr: RuleRunner, *, search_path: List[str]) -> None:
+def configure(rr: RuleRunner, *, search_path: List[str], extra: Sequence[str] = ()) -> None:
     rr.set_options(
         [
             "--source-root-patterns=['/pants-plugins']",
@@ -129,6 +129,7 @@ def configure(rr: RuleRunner, *, search_path: List[str]) -> None:
             "--ca-certs-path=/etc/ssl/certs/ca-certificates.crt",
             "--redox-toolchain-provider=system",
             f"--redox-toolchain-search-path={search_path!r}",
+            *extra,
         ],
         env_inherit={"PATH", "PYENV_ROOT", "HOME"},
     )

@@ -25,3 +25,14 @@ class RedoxSourcesSubsystem(Subsystem):
         ),
     )
     connect_timeout = IntOption(default=10, help="Seconds to wait for a source host before calling it unreachable.")
+    cargo_config = StrOption(
+        default="",
+        help=softwrap(
+            """
+            Extra cargo config (TOML text) for the crates.io vendor step, written to its private
+            CARGO_HOME's config.toml, e.g. a crates.io mirror:
+            `[source.crates-io] replace-with = "mirror"` and `[source.mirror] directory = "/srv/crates"`
+            (or `registry = "sparse+https://..."`). Part of the vendor step's cache key.
+            """
+        ),
+    )

@@ -2,8 +2,10 @@
 holds every crate a Cargo.lock pins (offline).
 
     cargo_vendor(crate_dir, out_dir, *, cargo="cargo", env=None, timeout=1800, name="") -> str
-        runs `cargo vendor --locked --versioned-dirs --manifest-path <crate_dir>/Cargo.toml
-        <out_dir>`; returns the `[source]` config cargo prints. A network failure becomes
+        runs `cargo vendor --respect-source-config --locked --versioned-dirs --manifest-path
+        <crate_dir>/Cargo.toml <out_dir>` (so a `[source]` mirror in $CARGO_HOME/config.toml is
+        used); returns the `[source]` config cargo prints; `out_dir` exists afterwards even for a
+        crate without dependencies. A network failure becomes
         `VendorUnreachable` (one line naming the crate and what to do).
     check_vendor(lockfile, vendor_dirs, *, include_git=True) -> VendorCheck
         every `[[package]]` with a registry (and, by default, git) source must be in one of the
@@ -210,7 +212,9 @@ def cargo_vendor(
     run_env.setdefault("CARGO_TERM_COLOR", "never")
     run_env.setdefault("CARGO_NET_GIT_FETCH_WITH_CLI", "false")
     run_env["GIT_TERMINAL_PROMPT"] = "0"
-    cmd = [cargo, "vendor", "--locked", "--versioned-dirs", "--manifest-path", manifest, os.path.abspath(out_dir)]
+    # --respect-source-config: a crates.io mirror configured in $CARGO_HOME (e.g. a directory
+    # source) is used instead of the network; without one it changes nothing.
+    cmd = [cargo, "vendor", "--respect-source-config", "--locked", "--versioned-dirs", "--manifest-path", manifest, os.path.abspath(out_dir)]
     try:
         p = subprocess.run(cmd, env=run_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=timeout)
@@ -231,4 +235,5 @@ def cargo_vendor(
                 "copy the vendor dir here"
             )
         raise ToolError(f"cargo vendor for {who} failed: {_last_error(err)}")
+    os.makedirs(out_dir, exist_ok=True)  # cargo creates none when there is nothing to vendor
     return p.stdout.decode("utf-8", "replace")
