@@ -261,10 +261,11 @@ class ArchivePin:
         return cls(parts[0], parts[1], parts[2], parts[3], int(parts[4]))
 
 
-def needed_archives(host: str, triple: str) -> List[Tuple[str, str]]:
-    """(component, archive_triple) pairs a toolchain for `triple` needs."""
-    wanted = [("rustc", host), ("cargo", host), ("rust-std", host), ("rust-src", "")]
-    return wanted
+def needed_archives(host: str) -> List[Tuple[str, str]]:
+    """(component, archive_triple) pairs of the download provider. The same for every target:
+    Redox, UEFI and custom targets build their std from rust-src (`-Z build-std`), and the host's
+    rust-std serves build scripts and host packages."""
+    return [("rustc", host), ("cargo", host), ("rust-std", host), ("rust-src", "")]
 
 
 def archive_subdir(component: str, archive_triple: str) -> str:
@@ -276,11 +277,11 @@ def archive_subdir(component: str, archive_triple: str) -> str:
     return f"{top}/{inner}"
 
 
-def pins_for(subsystem: RedoxToolchainSubsystem, triple: str) -> List[Tuple[ArchivePin, str]]:
+def pins_for(subsystem: RedoxToolchainSubsystem) -> List[Tuple[ArchivePin, str]]:
     pins = [ArchivePin.parse(t) for t in subsystem.known_versions]
     chosen: List[Tuple[ArchivePin, str]] = []
     missing = []
-    for component, archive_triple in needed_archives(subsystem.host_triple, triple):
+    for component, archive_triple in needed_archives(subsystem.host_triple):
         match = next(
             (
                 p
@@ -314,7 +315,7 @@ class DownloadToolchainRequest:
 async def download_toolchain(
     request: DownloadToolchainRequest, subsystem: RedoxToolchainSubsystem
 ) -> RedoxToolchain:
-    chosen = pins_for(subsystem, request.triple)
+    chosen = pins_for(subsystem)
     try:
         downloaded = await MultiGet(
             Get(Digest, DownloadFile(url, FileDigest(pin.sha256, pin.length))) for pin, url in chosen
