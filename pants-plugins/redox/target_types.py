@@ -674,6 +674,29 @@ class RedoxHostNetworkTarget(Target):
     )
 
 
+class RedoxToolModuleField(StringField):
+    alias = "module"
+    required = True
+    help = "The tool to run: a `redox_tools.*` module with a command-line main, e.g. `redox_tools.inspect`."
+
+
+class RedoxToolArgsField(StringSequenceField):
+    alias = "args"
+    help = "Arguments always passed first; `./pants run <target> -- ...` appends more. Paths are relative to the repo."
+
+
+class RedoxToolTarget(Target):
+    alias = "redox_tool"
+    core_fields = (*COMMON_TARGET_FIELDS, RedoxToolModuleField, RedoxToolArgsField)
+    help = help_text(
+        """
+        One of the project's pure tools as a `./pants run` target, run from the repository root in its
+        locked venv: e.g. `./pants run :inspect -- dist/images/selftest.img --tree` or
+        `./pants run 3rdparty/redox:update-pins` (recomputes source pins; needs the network).
+        """
+    )
+
+
 def target_types():
     return [
         RedoxSourceTarget,
@@ -685,4 +708,5 @@ def target_types():
         RedoxVmTarget,
         RedoxVmControlTarget,
         RedoxHostNetworkTarget,
+        RedoxToolTarget,
     ]

@@ -35,6 +35,8 @@ from redox.target_types import (
     HostNetworkCidrField,
     HostNetworkTapField,
     HostNetworkUplinkField,
+    RedoxToolArgsField,
+    RedoxToolModuleField,
     RedoxVmControlActionField,
     RedoxVmControlArgsField,
     RedoxVmControlVmField,
@@ -339,6 +341,24 @@ async def run_redox_vm_control(
     return _tool_run_request(venv, pex_env, venv.pex.digest, args)
 
 
+@dataclass(frozen=True)
+class RedoxToolFieldSet(RunFieldSet):
+    required_fields = (RedoxToolModuleField,)
+    run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED  # tools read/write the workspace
+
+    module: RedoxToolModuleField
+    args: RedoxToolArgsField
+
+
+@rule(desc="Prepare a redox_tools command", level=LogLevel.DEBUG)
+async def run_redox_tool(field_set: RedoxToolFieldSet, pex_env: PexEnvironment) -> RunRequest:
+    module = field_set.module.value or ""
+    if not module.startswith("redox_tools."):
+        raise VmRunnerError(f"{field_set.address}: `module` must name a redox_tools module, not {module!r}")
+    venv = await Get(RedoxToolsVenv, RedoxToolsVenvRequest(module))
+    return _tool_run_request(venv, pex_env, venv.pex.digest, field_set.args.value or (), module=module)
+
+
 NETWORK_MODULE = "redox_tools.vm.network"
 
 
@@ -357,4 +377,5 @@ def rules():
         *RedoxVmFieldSet.rules(),
         *RedoxVmControlFieldSet.rules(),
         *HostNetworkFieldSet.rules(),
+        *RedoxToolFieldSet.rules(),
     ]
