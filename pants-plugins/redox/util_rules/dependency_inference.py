@@ -3,7 +3,7 @@ so `./pants dependencies --transitive` shows everything an image is built from."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Optional, Tuple
 
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -85,56 +85,62 @@ class InferVmControlReferences(InferDependenciesRequest):
     infer_from = VmControlReferencesFieldSet
 
 
-def _inputs(address: Address, named: Iterable[tuple]) -> list:
-    return [
-        parse_reference(value, relative_to=address.spec_path, origin=f"the `{name}` field of {address}")
-        for name, value in named
+@dataclass(frozen=True)
+class _References:
+    """`(field alias, value)` pairs of one target's reference fields; empty values are skipped."""
+
+    address: Address
+    named: Tuple[Tuple[str, Optional[str]], ...]
+
+
+@rule
+async def resolve_references(request: _References) -> InferredDependencies:
+    inputs = [
+        parse_reference(value, relative_to=request.address.spec_path, origin=f"the `{name}` field of {request.address}")
+        for name, value in request.named
         if value
     ]
+    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+
+
+# Pants needs one rule per inference request type; each only names its fields.
 
 
 @rule
 async def infer_disk_image_references(request: InferDiskImageReferences) -> InferredDependencies:
     fs = request.field_set
-    inputs = _inputs(
-        fs.address, [("bootloader", fs.bootloader.value), ("kernel", fs.kernel.value), ("initfs", fs.initfs.value)]
-    )
-    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+    named = (("bootloader", fs.bootloader.value), ("kernel", fs.kernel.value), ("initfs", fs.initfs.value))
+    return await Get(InferredDependencies, _References(fs.address, named))
 
 
 @rule
 async def infer_initfs_references(request: InferInitfsReferences) -> InferredDependencies:
     fs = request.field_set
-    inputs = _inputs(fs.address, [("bootstrap", fs.bootstrap.value)])
-    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+    return await Get(InferredDependencies, _References(fs.address, (("bootstrap", fs.bootstrap.value),)))
 
 
 @rule
 async def infer_boot_test_references(request: InferBootTestReferences) -> InferredDependencies:
     fs = request.field_set
-    inputs = _inputs(fs.address, [("image", fs.image.value)])
-    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+    return await Get(InferredDependencies, _References(fs.address, (("image", fs.image.value),)))
 
 
 @rule
 async def infer_vm_image_references(request: InferVmImageReferences) -> InferredDependencies:
     fs = request.field_set
-    inputs = _inputs(fs.address, [("image", fs.image.value)])
-    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+    return await Get(InferredDependencies, _References(fs.address, (("image", fs.image.value),)))
 
 
 @rule
 async def infer_vm_control_references(request: InferVmControlReferences) -> InferredDependencies:
     fs = request.field_set
-    inputs = _inputs(fs.address, [("vm", fs.vm.value)])
-    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+    return await Get(InferredDependencies, _References(fs.address, (("vm", fs.vm.value),)))
 
 
 @rule
 async def infer_cargo_source_reference(request: InferCargoSourceReference) -> InferredDependencies:
     fs = request.field_set
-    inputs = _inputs(fs.address, [("source", fs.source.value)])
-    return InferredDependencies(await MultiGet(Get(Address, AddressInput, i) for i in inputs))
+    return await Get(InferredDependencies, _References(fs.address, (("source", fs.source.value),)))
 
 
 def rules():
