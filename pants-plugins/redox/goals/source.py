@@ -14,7 +14,7 @@ from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, MergeDigests, PathGlobs, RemovePrefix
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import FieldSet, TransitiveTargets, TransitiveTargetsRequest, WrappedTarget, WrappedTargetRequest
+from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest, WrappedTarget, WrappedTargetRequest
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
@@ -27,12 +27,6 @@ OUT_DIR = "__source"
 
 class SourceUnavailable(Exception):
     """Sources that cannot be fetched; the message lists them and how to provide a mirror."""
-
-
-@dataclass(frozen=True)
-class RedoxSourceFieldSet(FieldSet):
-    required_fields = (RedoxSourcePinField,)
-    pin: RedoxSourcePinField
 
 
 @dataclass(frozen=True)
