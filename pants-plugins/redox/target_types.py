@@ -59,8 +59,10 @@ class RedoxInstallField(DictStringToStringField):
 class RedoxDependenciesField(Dependencies):
     help = help_text(
         """
-        Other targets this package depends on. (The code of an upstream package comes through
-        `source`; sysroot dependencies such as relibc will be passed to the build from here.)
+        Packages this package needs at run time (the recipe's `[package] dependencies`): an image
+        or initfs that installs this package installs them too. A dependency that is not a
+        package, or a cycle, is an error naming the chain. (Build inputs have their own fields:
+        `source`, `vendor`, `sysroot`.)
         """
     )
 
@@ -177,9 +179,36 @@ class CargoProfileField(StringField):
     help = "Cargo profile: `release` (default) or `dev`, or a custom profile of the crate."
 
 
-class CargoPackageNameField(StringField):
-    alias = "cargo_package"
-    help = "Workspace member to build (`-p`); default: the root package."
+class CargoPackageNameField(StringSequenceField):
+    alias = "cargo_packages"
+    help = help_text(
+        """
+        Workspace members to build in this one cargo invocation (`-p` each); default: the root
+        package. A workspace built in several passes (base: rootfs daemons, then initfs daemons, so
+        that feature unification of one set does not leak into the other) is one target per pass.
+        """
+    )
+
+
+class CargoProfileSettingsField(DictStringToStringField):
+    alias = "profile_settings"
+    help = help_text(
+        """
+        Overrides of the selected Cargo profile, as upstream passes them through the environment
+        (`{"opt-level": "s", "panic": "abort"}` -> `CARGO_PROFILE_RELEASE_OPT_LEVEL=s` ...).
+        """
+    )
+
+
+class CargoSplitDebugField(StringSequenceField):
+    alias = "split_debug"
+    help = help_text(
+        """
+        Bins whose debug info is split off after linking, the kernel's way: `<bin>` becomes the
+        stripped ELF (`objcopy --strip-debug`), `<bin>.sym` its debug symbols
+        (`objcopy --only-keep-debug`) and `<bin>.all` the linked ELF; each can be named in `install`.
+        """
+    )
 
 
 class CargoBinsField(StringSequenceField):
@@ -231,7 +260,9 @@ class RedoxCargoPackageTarget(Target):
         CargoRustflagsField,
         CargoProfileField,
         CargoPackageNameField,
+        CargoProfileSettingsField,
         CargoBinsField,
+        CargoSplitDebugField,
         CargoEntryField,
         CargoNasmSourcesField,
         CargoVendorField,

@@ -58,7 +58,9 @@ class Spec:
     no_default_features: bool = False
     rustflags: List[str] = field(default_factory=list)
     profile: str = "release"
-    cargo_package: Optional[str] = None
+    cargo_packages: List[str] = field(default_factory=list)
+    profile_settings: Dict[str, str] = field(default_factory=dict)
+    split_debug: List[str] = field(default_factory=list)
     bins: List[str] = field(default_factory=list)
     vendor_dirs: List[str] = field(default_factory=list)
     install: Dict[str, str] = field(default_factory=dict)
@@ -298,13 +300,15 @@ def installable_outputs(metadata: dict, spec: Spec) -> List[str]:
     """The output file names `cargo build` can produce for the crate (from `cargo metadata`)."""
     names = set()
     for pkg in metadata.get("packages", []):
-        if spec.cargo_package and pkg.get("name") != spec.cargo_package:
+        if spec.cargo_packages and pkg.get("name") not in spec.cargo_packages:
             continue
         for t in pkg.get("targets", []):
             kinds = set(t.get("kind", []))
             name = t.get("name", "")
             if "bin" in kinds and (not spec.bins or name in spec.bins):
                 names.update({name, f"{name}.efi", f"{name}.exe"})
+                if name in spec.split_debug:
+                    names.update({f"{name}.sym", f"{name}.all"})
             if kinds & {"lib", "rlib", "staticlib", "cdylib", "dylib"}:
                 n = name.replace("-", "_")
                 names.update({f"lib{n}.a", f"lib{n}.so", f"lib{n}.rlib", f"{n}.lib", f"{n}.dll"})
@@ -392,11 +396,12 @@ def build(spec: Spec) -> List[str]:
         args += ["--features", ",".join(spec.features)]
     if spec.no_default_features:
         args.append("--no-default-features")
-    if spec.cargo_package:
-        args += ["-p", spec.cargo_package]
+    for member in spec.cargo_packages:
+        args += ["-p", member]
     for b in spec.bins:
         args += ["--bin", b]
 
+    env.update(profile_env(spec))
     env["CARGO_ENCODED_RUSTFLAGS"] = "\x1f".join(rustflags(spec, root, objects))
     proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
@@ -405,7 +410,47 @@ def build(spec: Spec) -> List[str]:
     out_root = os.path.join(target_dir, target_name, profile_dir(spec.profile)) if target_name else os.path.join(
         target_dir, profile_dir(spec.profile)
     )
+    split_debug_info(spec, root, out_root)
     return stage_outputs(spec, out_root, os.path.join(root, spec.out_dir))
+
+
+# Profile keys Cargo reads from CARGO_PROFILE_<NAME>_<KEY> (the ones upstream recipes set).
+PROFILE_KEYS = (
+    "opt-level", "debug", "split-debuginfo", "strip", "debug-assertions", "overflow-checks", "lto", "panic",
+    "incremental", "codegen-units", "rpath",
+)
+
+
+def profile_env(spec: Spec) -> Dict[str, str]:
+    env = {}
+    profile = spec.profile.upper().replace("-", "_")
+    for key, value in sorted(spec.profile_settings.items()):
+        if key not in PROFILE_KEYS:
+            raise CargoBuildError(
+                f"{spec.package}: `profile_settings` key {key!r} is not a Cargo profile setting "
+                f"(one of: {', '.join(PROFILE_KEYS)})"
+            )
+        env[f"CARGO_PROFILE_{profile}_{key.upper().replace('-', '_')}"] = value
+    return env
+
+
+def split_debug_info(spec: Spec, root: str, out_root: str) -> None:
+    """The kernel's objcopy step: `<bin>.all` (as linked), `<bin>.sym` (debug only), `<bin>` stripped."""
+    if not spec.split_debug:
+        return
+    objcopy = tool_path(spec, "objcopy", root, "to split debug info (`split_debug`)")
+    for name in spec.split_debug:
+        linked = os.path.join(out_root, name)
+        if not os.path.isfile(linked):
+            raise CargoBuildError(f"{spec.package}: `split_debug` names `{name}`, but cargo built no bin of that name")
+        full = linked + ".all"
+        shutil.copyfile(linked, full)
+        os.chmod(full, 0o755)
+        for args in (["--only-keep-debug", full, linked + ".sym"], ["--strip-debug", full, linked]):
+            proc = subprocess.run([objcopy, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if proc.returncode != 0:
+                raise CargoBuildError(f"{spec.package}: objcopy {args[0]} failed on {name}:\n{indent(tail(proc.stdout))}")
+        os.chmod(linked + ".sym", 0o644)
 
 
 def stage_outputs(spec: Spec, out_root: str, staged: str) -> List[str]:

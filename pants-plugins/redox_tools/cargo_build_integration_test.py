@@ -31,6 +31,7 @@ TOOLS = {
     "nasm": "/usr/bin/nasm",
     "clang": "/usr/bin/clang-22",
     "ar": "/usr/bin/llvm-ar-22",
+    "objcopy": "/usr/bin/llvm-objcopy-22",
 }
 _needed = [TOOLS["rustc"], TOOLS["cargo"], TOOLS["lld"], READELF, f"{RUST_SRC}/library/core/Cargo.toml"]
 pytestmark = pytest.mark.skipif(
@@ -70,7 +71,7 @@ def hello_spec(**overrides: object) -> Dict[str, object]:
         "no_default_features": False,
         "rustflags": ["-Crelocation-model=static", "-Ctarget-feature=+crt-static"],
         "profile": "release",
-        "cargo_package": None,
+        "cargo_packages": [],
         "bins": [],
         "vendor_dirs": [],
         "install": {"redox-hello": "/usr/bin/redox-hello"},
@@ -267,3 +268,58 @@ def test_bad_spec_field(tmp_path: Path) -> None:
     code, _out, err = run(tmp_path, spec)
     assert code == 2 and len([ln for ln in err.splitlines() if ln.startswith("error:")]) == 1
     assert "bad cargo build spec spec.json" in err and "instal" in err
+
+
+# --- the kernel's objcopy step (split_debug) and profile settings --------------------------------
+
+
+def kernel_spec(**overrides: object) -> Dict[str, object]:
+    """The spec `redox_cargo_package` writes for packages/fixtures/kernel-shaped/BUILD."""
+    return hello_spec(
+        package="packages/fixtures/kernel-shaped:kernel-shaped",
+        crate_dir="packages/fixtures/kernel-shaped",
+        target="custom",
+        target_spec="x86_64-kernel.json",
+        linker_script="linker.ld",
+        entry=None,
+        nasm_sources=["trampoline.asm"],
+        build_std=["core", "alloc", "compiler_builtins"],
+        build_std_features=["compiler-builtins-mem"],
+        rustflags=[],
+        profile_settings={"debug": "full"},
+        split_debug=["kernel-shaped"],
+        install={
+            "kernel-shaped": "/usr/lib/boot/kernel",
+            "kernel-shaped.sym": "/usr/lib/boot/kernel.sym",
+            "kernel-shaped.all": "/usr/lib/boot/kernel.all",
+        },
+        **overrides,
+    )
+
+
+def section_names(elf: Path) -> List[str]:
+    return re.findall(r"^\s*\[\s*\d+\]\s+(\S+)", readelf("-SW", str(elf)), re.M)
+
+
+def test_kernel_split_debug(tmp_path: Path) -> None:
+    sandbox(tmp_path, "kernel-shaped")
+    code, out, err = run(tmp_path, kernel_spec())
+    assert code == 0, err
+    assert sorted(out.split()) == ["usr/lib/boot/kernel", "usr/lib/boot/kernel.all", "usr/lib/boot/kernel.sym"]
+    boot = tmp_path / "__staged" / "usr" / "lib" / "boot"
+    kernel, sym, full = boot / "kernel", boot / "kernel.sym", boot / "kernel.all"
+    # profile_settings reached cargo: debug = full although Cargo.toml says debug = false.
+    assert ".debug_info" in section_names(full)
+    assert ".debug_info" in section_names(sym)
+    assert ".debug_info" not in section_names(kernel)
+    assert kernel.stat().st_size < full.stat().st_size
+    # The stripped kernel is still the same program: same entry, still `kstart`.
+    entry = header_field(readelf("-h", str(kernel)), "Entry point address")
+    assert entry == header_field(readelf("-h", str(full)), "Entry point address")
+    assert int(entry, 16) == symbol_values(kernel)["kstart"]
+    assert os.access(kernel, os.X_OK) and not os.access(sym, os.X_OK)
+
+
+def test_bad_profile_setting(tmp_path: Path) -> None:
+    code, err = bad_build(tmp_path, hello_spec(profile_settings={"opt_level": "s"}))
+    assert_one_error(code, err, "`profile_settings` key 'opt_level'", "opt-level")

@@ -329,7 +329,7 @@ def test_installable_outputs_from_metadata() -> None:
     out = installable_outputs(meta, spec())
     assert {"a-bin", "a-bin.efi", "liba_lib.a", "b"} <= set(out)
     assert "build-script-build" not in out
-    assert installable_outputs(meta, spec(cargo_package="b")) == ["b", "b.efi", "b.exe"]
+    assert installable_outputs(meta, spec(cargo_packages=["b"])) == ["b", "b.efi", "b.exe"]
     assert "b" not in installable_outputs(meta, spec(bins=["a-bin"]))
 
 

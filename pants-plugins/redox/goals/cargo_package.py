@@ -44,10 +44,12 @@ from redox.target_types import (
     CargoNoDefaultFeaturesField,
     CargoPackageNameField,
     CargoProfileField,
+    CargoProfileSettingsField,
     CargoRustflagsField,
     CargoSourceField,
     CargoSourceSubdirField,
     CargoSourcesField,
+    CargoSplitDebugField,
     CargoTargetSpecField,
     CargoVendorField,
     RedoxInstallField,
@@ -85,7 +87,9 @@ class CargoPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     no_default_features: CargoNoDefaultFeaturesField
     rustflags: CargoRustflagsField
     profile: CargoProfileField
-    cargo_package: CargoPackageNameField
+    cargo_packages: CargoPackageNameField
+    profile_settings: CargoProfileSettingsField
+    split_debug: CargoSplitDebugField
     bins: CargoBinsField
     entry: CargoEntryField
     nasm_sources: CargoNasmSourcesField
@@ -233,7 +237,9 @@ async def build_cargo_package(
         "no_default_features": bool(field_set.no_default_features.value),
         "rustflags": list(field_set.rustflags.value or ()),
         "profile": field_set.profile.value or "release",
-        "cargo_package": field_set.cargo_package.value,
+        "cargo_packages": list(field_set.cargo_packages.value or ()),
+        "profile_settings": dict(field_set.profile_settings.value or {}),
+        "split_debug": list(field_set.split_debug.value or ()),
         "bins": list(field_set.bins.value or ()),
         # A vendor target's files are a cargo vendor directory rooted at the target's directory.
         # (and, for a `source`, the crates its Cargo.lock pins, vendored above).
