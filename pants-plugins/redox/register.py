@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from redox import target_types as vocabulary
 from redox.goals import boot, c_package, cargo_package, disk_image, initfs, run_vm, source
+from redox.goals import sysroot
 from redox.util_rules import (
     dependency_inference,
     image_inputs,
@@ -33,6 +34,7 @@ def rules():
         *source.rules(),
         *cargo_package.rules(),
         *c_package.rules(),
+        *sysroot.rules(),
         *initfs.rules(),
         *disk_image.rules(),
         *boot.rules(),

@@ -3,9 +3,11 @@
     python -m redox_tools.c_build SPEC.json
 
 The spec names the sources, the target triple, the clang/ar paths, extra flags, the output kind
-(`object`: one .o per source; `static_lib`: lib<name>.a) and the install map. Host include
-directories are never searched (`-nostdinc`): only clang's own freestanding headers, plus a
-sysroot's include dir when one is given. Source paths stay relative so objects do not record the
+(`object`: one .o per source; `static_lib`: lib<name>.a; `executable`: a static program linked
+against a sysroot) and the install map. Host include directories are never searched
+(`-nostdinc`): only clang's own freestanding headers, plus the sysroot's usr/include when one is
+given. An executable is linked by ld.lld directly (clang's Redox driver would call gcc):
+`ld.lld -static -o prog crt0.o crti.o <objects> -L<sysroot>/usr/lib -lc crtn.o`. Source paths stay relative so objects do not record the
 sandbox directory.
 """
 from __future__ import annotations
@@ -36,6 +38,8 @@ class CSpec:
     cflags: List[str] = field(default_factory=list)
     output_kind: str = "object"
     sysroot_include: Optional[str] = None
+    sysroot: Optional[str] = None  # a relibc-shaped sysroot tree (usr/include, usr/lib)
+    lld: Optional[str] = None
     install: Dict[str, str] = field(default_factory=dict)
     out_dir: str = "__staged"
     work_dir: str = "__cbuild"
@@ -43,13 +47,16 @@ class CSpec:
 
 
 REDOX_DEFINES = ["-D__redox__", "-D__unix__"]
-OUTPUT_KINDS = ("object", "static_lib")
+OUTPUT_KINDS = ("object", "static_lib", "executable")
+SYSROOT_LINK_FILES = ("crt0.o", "crti.o", "crtn.o", "libc.a")
 
 
 def compile_flags(spec: CSpec, resource_include: str) -> List[str]:
     flags = [f"--target={spec.triple}", "-ffreestanding", "-nostdinc", "-isystem", resource_include]
     if spec.sysroot_include:
         flags += ["-isystem", spec.sysroot_include]
+    if spec.sysroot:
+        flags += ["-isystem", os.path.join(spec.sysroot, "usr", "include")]
     if spec.triple.endswith("-redox"):
         flags += REDOX_DEFINES
     return flags + ["-O2", "-ffile-prefix-map=" + os.getcwd() + "=/redox-pants", *spec.cflags]
@@ -93,9 +100,39 @@ def install_plan(spec: CSpec, outputs: Dict[str, str]) -> List[Tuple[str, str]]:
     return plan
 
 
+def check_sysroot(spec: CSpec) -> str:
+    """The sysroot's usr/lib, checked to hold what a static link needs."""
+    if not spec.sysroot:
+        raise CBuildError(
+            f"{spec.package}: output_kind `executable` needs a `sysroot` (a redox_sysroot target, e.g. "
+            "//packages/relibc:relibc) to link against"
+        )
+    lib = os.path.join(spec.sysroot, "usr", "lib")
+    missing = [f for f in SYSROOT_LINK_FILES if not os.path.isfile(os.path.join(lib, f))]
+    if missing:
+        raise CBuildError(f"{spec.package}: the sysroot has no usr/lib/{', usr/lib/'.join(missing)}; is it a redox_sysroot?")
+    return lib
+
+
+def link_executable(spec: CSpec, objects: Sequence[str]) -> str:
+    lib = check_sysroot(spec)
+    assert spec.lld
+    out = os.path.join(spec.work_dir, spec.name)
+    crt = {n: os.path.join(lib, n) for n in ("crt0.o", "crti.o", "crtn.o")}
+    run(
+        [spec.lld, "-static", "--entry=_start", "--gc-sections", "--build-id=none", "-o", out, crt["crt0.o"], crt["crti.o"], *objects,
+         "-L" + lib, "-lc", crt["crtn.o"]],
+        spec,
+        "linking (ld.lld)",
+    )
+    return out
+
+
 def expected_outputs(spec: CSpec, c_sources: Sequence[str]) -> List[str]:
     if spec.output_kind == "static_lib":
         return [f"lib{spec.name}.a"]
+    if spec.output_kind == "executable":
+        return [spec.name]
     return sorted(os.path.splitext(os.path.basename(s))[0] + ".o" for s in c_sources)
 
 
@@ -110,6 +147,9 @@ def build(spec: CSpec) -> List[str]:
     check_tool(spec, "clang", spec.clang, "to compile C")
     if spec.output_kind == "static_lib":
         check_tool(spec, "ar", spec.ar, "to make a static library (install llvm-22)")
+    if spec.output_kind == "executable":
+        check_sysroot(spec)
+        check_tool(spec, "lld", spec.lld, "to link a program (install lld-22)")
     # An `install` typo is reported before compiling anything.
     install_plan(spec, {n: n for n in expected_outputs(spec, c_sources)})
     resource_include = run([spec.clang, "-print-resource-dir"], spec, "clang -print-resource-dir").strip() + "/include"
@@ -130,12 +170,14 @@ def build(spec: CSpec) -> List[str]:
         # 'D': deterministic archive (zero uid/gid/mtime).
         run([spec.ar, "rcsD", lib, *[objects[k] for k in sorted(objects)]], spec, "llvm-ar")
         outputs = {f"lib{spec.name}.a": lib}
+    if spec.output_kind == "executable":
+        outputs = {spec.name: link_executable(spec, [objects[k] for k in sorted(objects)])}
     installed = []
     for name, rel in install_plan(spec, outputs):
         target = os.path.join(spec.out_dir, rel)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(outputs[name], target)
-        os.chmod(target, 0o644)
+        os.chmod(target, 0o755 if spec.output_kind == "executable" else 0o644)
         installed.append(rel)
     return installed
 

@@ -64,6 +64,7 @@ class Spec:
     bins: List[str] = field(default_factory=list)
     vendor_dirs: List[str] = field(default_factory=list)
     install: Dict[str, str] = field(default_factory=dict)
+    sysroot: Optional[str] = None  # a relibc-shaped sysroot tree to link programs against
     out_dir: str = "__staged"
     path: List[str] = field(default_factory=lambda: ["/usr/bin", "/bin"])
     work_dir: str = "__cargo"
@@ -199,7 +200,30 @@ def rustflags(spec: Spec, root: str, objects: Sequence[str] = ()) -> List[str]:
     if spec.entry:
         flags.append(f"-Clink-arg=--entry={spec.entry}")
     flags += [f"-Clink-arg={o}" for o in objects]
-    return flags + list(spec.rustflags)
+    return flags + sysroot_link_flags(spec, root) + list(spec.rustflags)
+
+
+SYSROOT_LINK_FILES = ("crt0.o", "crti.o", "crtn.o", "libc.a")
+
+
+def sysroot_link_flags(spec: Spec, root: str) -> List[str]:
+    """Link programs against a relibc-shaped sysroot: `crt0.o crti.o <objects> -L<lib> -lc crtn.o`
+    (the crt objects before everything through `-Z pre-link-arg`, libc and crtn after)."""
+    if not spec.sysroot:
+        return []
+    lib = os.path.join(resolve(spec.sysroot, root), "usr", "lib")
+    missing = [f for f in SYSROOT_LINK_FILES if not os.path.isfile(os.path.join(lib, f))]
+    if missing:
+        raise CargoBuildError(
+            f"{spec.package}: the sysroot has no usr/lib/{', usr/lib/'.join(missing)}; is it a redox_sysroot?"
+        )
+    return [
+        f"-Zpre-link-arg={os.path.join(lib, 'crt0.o')}",
+        f"-Zpre-link-arg={os.path.join(lib, 'crti.o')}",
+        f"-Clink-arg=-L{lib}",
+        "-Clink-arg=-lc",
+        f"-Clink-arg={os.path.join(lib, 'crtn.o')}",
+    ]
 
 
 def resolve(path: str, root: str) -> str:

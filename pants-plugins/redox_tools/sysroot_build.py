@@ -62,6 +62,7 @@ class SysrootSpec:
     work_dir: str = "__sysroot_build"
     path: List[str] = field(default_factory=lambda: ["/usr/bin", "/bin"])
     labels: Dict[str, str] = field(default_factory=dict)  # sandbox path -> how the user named it
+    fingerprints: Dict[str, str] = field(default_factory=dict)  # tool versions (process key only)
 
     @classmethod
     def load(cls, path: str) -> "SysrootSpec":

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
+from pants.engine.fs import Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
@@ -15,8 +16,10 @@ from redox.target_types import (
     COutputKindField,
     CSourcesField,
     RedoxInstallField,
+    RedoxSysrootField,
     RedoxTargetTripleField,
 )
+from redox.goals.sysroot import SysrootInput, SysrootInputRequest
 from redox.util_rules.staged_tree import StagedTree, StagedTreeFieldSet, StagedTreePackageRequest
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest, ToolchainError
 
@@ -30,6 +33,7 @@ class CPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     rust_target: RedoxTargetTripleField
     output_kind: COutputKindField
     cflags: CFlagsField
+    sysroot: RedoxSysrootField
     install: RedoxInstallField
     output_path: OutputPathField
 
@@ -40,9 +44,15 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
     triple = field_set.rust_target.value or ""
     if not field_set.install.value:
         raise PackageBuildError(f"{address}: `install` is empty, so the package would stage nothing")
-    toolchain, sources = await MultiGet(
+    if field_set.output_kind.value == "executable" and not field_set.sysroot.value:
+        raise PackageBuildError(
+            f"{address}: output_kind `executable` needs a `sysroot` (a redox_sysroot target, e.g. "
+            "//packages/relibc:relibc) to link against"
+        )
+    toolchain, sources, sysroot = await MultiGet(
         Get(RedoxToolchain, RedoxToolchainRequest(triple, needs_rust_src=False)),
         Get(HydratedSources, HydrateSourcesRequest(field_set.sources)),
+        Get(SysrootInput, SysrootInputRequest(address, field_set.sysroot.value)),
     )
     if "clang" not in toolchain.tools:
         raise ToolchainError(f"{address}: the toolchain has no clang (install clang-22)")
@@ -52,6 +62,8 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
         "sources": sorted(sources.snapshot.files),
         "clang": toolchain.tools["clang"],
         "ar": toolchain.tools.get("ar"),
+        "lld": toolchain.tools.get("lld"),
+        "sysroot": sysroot.path,
         "triple": triple,
         "cflags": list(field_set.cflags.value or ()),
         "output_kind": field_set.output_kind.value,
@@ -63,7 +75,7 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
             address,
             "redox_tools.c_build",
             spec,
-            sources.snapshot.digest,
+            await Get(Digest, MergeDigests([sources.snapshot.digest, sysroot.digest])),
             toolchain,
             dict(field_set.install.value),
             f"clang {address} ({triple})",

@@ -53,8 +53,10 @@ from redox.target_types import (
     CargoTargetSpecField,
     CargoVendorField,
     RedoxInstallField,
+    RedoxSysrootField,
     RedoxTargetTripleField,
 )
+from redox.goals.sysroot import SysrootInput, SysrootInputRequest
 from redox.goals.source import SourceCheckout, SourceCheckoutRequest
 from redox.util_rules.package_build import PackageBuildError, PackageBuildRequest, failure_message
 from redox.util_rules.redox_tools import RedoxToolProcess
@@ -94,6 +96,7 @@ class CargoPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     entry: CargoEntryField
     nasm_sources: CargoNasmSourcesField
     vendor: CargoVendorField
+    sysroot: RedoxSysrootField
     install: RedoxInstallField
     output_path: OutputPathField
 
@@ -217,10 +220,11 @@ async def build_cargo_package(
         )
         upstream_digest = await Get(Digest, MergeDigests([upstream_digest, cargo_vendor.digest]))
         vendor_dirs.append(CARGO_VENDOR_DIR)
-    toolchain, sources, vendor_files = await MultiGet(
+    toolchain, sources, vendor_files, sysroot = await MultiGet(
         Get(RedoxToolchain, RedoxToolchainRequest, toolchain_request),
         Get(HydratedSources, HydrateSourcesRequest(field_set.sources)),
         Get(SourceFiles, SourceFilesRequest([t[SourcesField] for t in vendor_targets])),
+        Get(SysrootInput, SysrootInputRequest(address, field_set.sysroot.value)),
     )
     spec = {
         "package": str(address),
@@ -245,12 +249,18 @@ async def build_cargo_package(
         # (and, for a `source`, the crates its Cargo.lock pins, vendored above).
         "vendor_dirs": vendor_dirs,
         "install": dict(field_set.install.value),
+        "sysroot": sysroot.path,
         "path": list(toolchain_subsystem.search_path) + ["/usr/bin", "/bin"],
     }
     input_digest = await Get(
         Digest,
         MergeDigests(
-            [sources.snapshot.digest, vendor_files.snapshot.digest, *([upstream_digest] if upstream_digest else [])]
+            [
+                sources.snapshot.digest,
+                vendor_files.snapshot.digest,
+                sysroot.digest,
+                *([upstream_digest] if upstream_digest else []),
+            ]
         ),
     )
     return await Get(

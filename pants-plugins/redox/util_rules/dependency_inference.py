@@ -17,8 +17,14 @@ from redox.target_types import (
     DiskImageInitfsField,
     DiskImageKernelField,
     InitfsBootstrapField,
+    RedoxSysrootField,
     RedoxVmControlVmField,
     RedoxVmImageField,
+    SysrootArchivesField,
+    SysrootCrtObjectsField,
+    SysrootLdSoObjectField,
+    SysrootLibmField,
+    SysrootSourceField,
 )
 from redox.util_rules.references import parse_reference
 
@@ -59,6 +65,34 @@ class VmControlReferencesFieldSet(FieldSet):
 class CargoSourceReferenceFieldSet(FieldSet):
     required_fields = (CargoSourceField,)
     source: CargoSourceField
+
+
+@dataclass(frozen=True)
+class SysrootReferenceFieldSet(FieldSet):
+    """The `sysroot` field of C and Cargo packages."""
+
+    required_fields = (RedoxSysrootField,)
+    sysroot: RedoxSysrootField
+
+
+@dataclass(frozen=True)
+class SysrootPartsFieldSet(FieldSet):
+    """A `redox_sysroot`'s parts: archives, crt objects, ld_so, libm, and its `source`."""
+
+    required_fields = (SysrootArchivesField,)
+    archives: SysrootArchivesField
+    crt_objects: SysrootCrtObjectsField
+    ld_so_object: SysrootLdSoObjectField
+    libm: SysrootLibmField
+    source: SysrootSourceField
+
+
+class InferSysrootReference(InferDependenciesRequest):
+    infer_from = SysrootReferenceFieldSet
+
+
+class InferSysrootParts(InferDependenciesRequest):
+    infer_from = SysrootPartsFieldSet
 
 
 class InferCargoSourceReference(InferDependenciesRequest):
@@ -143,9 +177,26 @@ async def infer_cargo_source_reference(request: InferCargoSourceReference) -> In
     return await Get(InferredDependencies, _References(fs.address, (("source", fs.source.value),)))
 
 
+@rule
+async def infer_sysroot_reference(request: InferSysrootReference) -> InferredDependencies:
+    fs = request.field_set
+    return await Get(InferredDependencies, _References(fs.address, (("sysroot", fs.sysroot.value),)))
+
+
+@rule
+async def infer_sysroot_parts(request: InferSysrootParts) -> InferredDependencies:
+    fs = request.field_set
+    named = [("archives", a) for a in fs.archives.value or ()]
+    named += [("crt_objects", v) for _, v in sorted((fs.crt_objects.value or {}).items())]
+    named += [("ld_so_object", fs.ld_so_object.value), ("libm", fs.libm.value), ("source", fs.source.value)]
+    return await Get(InferredDependencies, _References(fs.address, tuple(named)))
+
+
 def rules():
     return [
         *collect_rules(),
+        UnionRule(InferDependenciesRequest, InferSysrootReference),
+        UnionRule(InferDependenciesRequest, InferSysrootParts),
         UnionRule(InferDependenciesRequest, InferDiskImageReferences),
         UnionRule(InferDependenciesRequest, InferInitfsReferences),
         UnionRule(InferDependenciesRequest, InferBootTestReferences),
