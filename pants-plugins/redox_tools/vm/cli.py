@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from redox_tools.errors import run_main
 from redox_tools.vm import control as ctl
-from redox_tools.vm.boottest import run_boottest
+from redox_tools.vm.boottest import run_boottest, validate_screen_checks
 from redox_tools.vm.cloudhv import ch_argv
 from redox_tools.vm.config import (
     VmConfigError,
@@ -30,6 +30,7 @@ from redox_tools.vm.config import (
 from redox_tools.vm.detect import Choice, choose_hypervisor, find_cloud_hypervisor, real_kvm
 from redox_tools.vm.process import VmProcess
 from redox_tools.vm.qemu import DEBUG_EXIT_FAILURE, DEBUG_EXIT_SUCCESS, prepare_qemu_files, qemu_argv
+from redox_tools.vm.screen import parse_check
 from redox_tools.vm.serial import compile_pattern, parse_milestone, redox_failures, redox_milestones
 
 DEFAULT_RUN_DIR = ".redox-vm"
@@ -54,6 +55,9 @@ def _add_vm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--socket", default=None, help="control socket (QMP / CH API)")
     p.add_argument("--work-dir", default=None)
     p.add_argument("--extra-arg", action="append", default=[], help="passed to the hypervisor")
+    p.add_argument("--headless-display", action="store_true",
+                   help="a display device without a window (QEMU -vga std -display none): the guest "
+                        "gets a GOP framebuffer, QMP screendump can read it")
 
 
 def _spec_from_args(a: argparse.Namespace, work_dir: str, **kw: object) -> VmSpec:
@@ -131,12 +135,22 @@ def cmd_boottest(a: argparse.Namespace) -> int:
         raise VmConfigError("give at least one --milestone (or --preset redox) or --expect-exit")
     if a.timeout <= 0:
         raise VmConfigError("--timeout must be positive")
+    screen_checks = [parse_check(c) for c in a.screen_check]
+    validate_screen_checks(screen_checks, milestones)
     temp = a.work_dir is None
     work_dir = a.work_dir or tempfile.mkdtemp(prefix="redox-boottest-")
-    spec = _spec_from_args(a, work_dir, debug_exit=a.expect_exit is not None)
-    why = "isa-debug-exit (--expect-exit) needs QEMU" if a.expect_exit is not None else None
+    spec = _spec_from_args(
+        a, work_dir, debug_exit=a.expect_exit is not None,
+        headless_display=bool(screen_checks) or a.headless_display,
+    )
+    why = qemu_only_reason(spec)
+    if a.expect_exit is not None:
+        why = "isa-debug-exit (--expect-exit) needs QEMU"
+    elif screen_checks:
+        why = "screen checks (QMP screendump of a display device) need QEMU"
     choice = _choose(a, why)
     print(choice.reason, file=sys.stderr)
+    os.makedirs(os.path.dirname(os.path.abspath(spec.serial_log_path)), exist_ok=True)
     argv = _build(spec, choice)
     res = run_boottest(
         argv,
@@ -147,6 +161,9 @@ def cmd_boottest(a: argparse.Namespace) -> int:
         timeout=a.timeout,
         qmp_socket=spec.control_socket_path if choice.kind == "qemu" else None,
         stderr_path=os.path.join(work_dir, "hypervisor.stderr"),
+        screen_checks=screen_checks,
+        screendump_dir=a.screendump_dir,
+        display_dir=a.display_dir,
     )
     if res.passed:
         print(f"boot test {res.message} in {res.elapsed:.1f}s")
@@ -164,7 +181,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     _sigterm_to_interrupt()
     work_dir = a.work_dir or DEFAULT_RUN_DIR
     spec = _spec_from_args(
-        a, work_dir, graphical=a.graphical, serial_stdio=True, debug_exit=a.debug_exit
+        a, work_dir, graphical=a.graphical, serial_stdio=True, debug_exit=a.debug_exit,
+        headless_display=a.headless_display,
     )
     why = qemu_only_reason(spec)
     if why and a.hypervisor == "cloud-hypervisor":
@@ -202,6 +220,7 @@ def qemu_only_reason(spec: VmSpec) -> Optional[str]:
     for on, what in (
         (spec.debug_exit, "isa-debug-exit (--debug-exit)"),
         (spec.graphical, "a graphical display (--graphical)"),
+        (spec.headless_display, "a display device (--headless-display)"),
         (spec.network == "user", "user-mode networking (--net user / --forward)"),
     ):
         if on:
@@ -250,7 +269,8 @@ def cmd_ctl(a: argparse.Namespace) -> int:
 # --- argv (print the command line) ----------------------------------------------------
 
 def cmd_argv(a: argparse.Namespace) -> int:
-    spec = _spec_from_args(a, a.work_dir or DEFAULT_RUN_DIR, graphical=a.graphical)
+    spec = _spec_from_args(a, a.work_dir or DEFAULT_RUN_DIR, graphical=a.graphical,
+                           headless_display=a.headless_display)
     choice = _choose(a)
     if choice.kind == "cloud-hypervisor":
         argv = ch_argv(dataclasses.replace(spec, ch_firmware=choice.firmware), choice.binary or "cloud-hypervisor")
@@ -283,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--expect-exit", type=int, default=None,
                    help="pass only if the VM exits with this status (51 = isa-debug-exit 0x19)")
     b.add_argument("--timeout", type=float, default=300.0, help="overall seconds (default 300)")
+    b.add_argument("--screen-check", action="append", default=[],
+                   metavar="MILESTONE: not-blank|region X,Y,W,H #RRGGBB [tol=N] [min=F]",
+                   help="after MILESTONE, screendump over QMP and check it (implies --headless-display)")
+    b.add_argument("--screendump-dir", default=None,
+                   help="where screen-<milestone>.ppm/.png go (default: the serial log's directory)")
+    b.add_argument("--display-dir", default=None,
+                   help="name the screendumps under this directory in messages (where they get copied)")
     b.add_argument("--keep-work-dir", action="store_true")
     b.set_defaults(func=cmd_boottest)
 

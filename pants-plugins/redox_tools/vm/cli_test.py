@@ -36,6 +36,9 @@ def img(tmp_path):
     (["--milestone", "a=x", "--hypervisor", "cloud-hypervisor"], {"PATH": "/nonexistent"},
      ["--hypervisor cloud-hypervisor is not usable", "not found on PATH"]),
     (["--milestone", "a=x", "--fail", "nope"], {}, ["--fail 'nope'"]),
+    (["--milestone", "a=x", "--screen-check", "a: sparkly"], {}, ["unknown check 'sparkly'"]),
+    (["--milestone", "a=x", "--screen-check", "b: not-blank", "--hypervisor", "qemu"], {},
+     ["no milestone named 'b'", "milestones: a"]),
 ])
 def test_boottest_bad_input(args, env, words, img, monkeypatch, capsys, tmp_path):
     if args[-2:] == ["--forward", "22"]:
@@ -83,3 +86,11 @@ def test_qemu_only_reason(tmp_path):
     assert cli.qemu_only_reason(spec) is None
     assert "isa-debug-exit" in cli.qemu_only_reason(VmSpec(image="x", work_dir="w", debug_exit=True))
     assert "user-mode" in cli.qemu_only_reason(VmSpec(image="x", work_dir="w", network="user"))
+    assert "display device" in cli.qemu_only_reason(VmSpec(image="x", work_dir="w", headless_display=True))
+
+
+def test_argv_headless_display(img, monkeypatch, capsys):
+    code = run(["argv", "--image", img, "--hypervisor", "qemu", "--headless-display"], monkeypatch)
+    argv = shlex.split(capsys.readouterr().out)
+    assert code == 0
+    assert argv[argv.index("-vga") + 1] == "std" and argv[argv.index("-display") + 1] == "none"

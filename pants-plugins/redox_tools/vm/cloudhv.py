@@ -28,6 +28,8 @@ def ch_argv(spec: VmSpec, binary: str = "cloud-hypervisor") -> List[str]:
         raise VmConfigError("cloud-hypervisor has no isa-debug-exit device; use QEMU")
     if spec.graphical:
         raise VmConfigError("cloud-hypervisor has no graphical console; use QEMU")
+    if spec.headless_display:
+        raise VmConfigError("cloud-hypervisor has no display device (framebuffer); use QEMU")
     if spec.image_format != "raw":
         raise VmConfigError("this runner gives cloud-hypervisor raw images only")
     disk = f"path={spec.image},readonly=on"

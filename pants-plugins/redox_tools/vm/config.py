@@ -51,6 +51,9 @@ class VmSpec:
     hugepages: bool = False
     direct_io: bool = False
     graphical: bool = False
+    # A display device without a window (QEMU `-vga std -display none`): the firmware gets a
+    # GOP framebuffer (Redox's graphical drivers run) and QMP `screendump` can read it.
+    headless_display: bool = False
     serial_stdio: bool = False  # interactive: serial on the terminal (log still kept)
     network: str = "none"
     tap_name: Optional[str] = None

@@ -63,8 +63,11 @@ def qemu_argv(spec: VmSpec, accel: str = "tcg", binary: str = QEMU_BINARY) -> Li
         drive += ",cache=none,aio=native"
     argv += ["-drive", drive, "-device", f"virtio-blk-pci,drive={DISK_ID},bootindex=0"]
     # Display: headless has no GOP, so the bootloader shows no mode menu (disk-image.md §10).
+    # headless_display: a GOP framebuffer nobody watches but QMP `screendump` can read.
     if spec.graphical:
         argv += ["-vga", "std", "-display", "gtk"]
+    elif spec.headless_display:
+        argv += ["-vga", "std", "-display", "none"]
     else:
         argv += ["-vga", "none", "-display", "none"]
     # Serial: always logged to a file; on the terminal as well when interactive.

@@ -89,6 +89,15 @@ def test_graphical_interactive_debug_exit_balloon_extra():
     assert argv[-2:] == ["-d", "guest_errors"]
 
 
+def test_headless_display_has_a_gop_but_no_window():
+    argv = qemu_argv(spec(headless_display=True), "tcg")
+    assert opt_values(argv, "-vga") == ["std"] and opt_values(argv, "-display") == ["none"]
+    assert opt_values(qemu_argv(spec(), "tcg"), "-vga") == ["none"]
+    # graphical (a window) wins when both are set
+    argv = qemu_argv(spec(headless_display=True, graphical=True), "tcg")
+    assert opt_values(argv, "-display") == ["gtk"]
+
+
 def test_commas_in_paths_are_escaped():
     argv = qemu_argv(VmSpec(image=IMG, work_dir="/tmp/a,b"), "tcg")
     assert "file=/tmp/a,,b/disk-overlay.qcow2" in opt_values(argv, "-drive")[2]
@@ -116,6 +125,7 @@ def test_ch_argv_documented_cli():
     (dict(ch_firmware="/f", network="user"), "user-mode"),
     (dict(ch_firmware="/f", debug_exit=True), "isa-debug-exit"),
     (dict(ch_firmware="/f", graphical=True), "graphical"),
+    (dict(ch_firmware="/f", headless_display=True), "display device"),
 ])
 def test_ch_argv_refuses_what_ch_lacks(kw, msg):
     with pytest.raises(VmConfigError, match=msg):
