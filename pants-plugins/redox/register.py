@@ -5,7 +5,7 @@ Enable with `backend_packages.add = ["redox"]` (and `pythonpath` pointing at pan
 from __future__ import annotations
 
 from redox import target_types as vocabulary
-from redox.goals import boot, c_package, cargo_package, disk_image, initfs, run_vm, source
+from redox.goals import boot, c_package, cargo_package, data_package, disk_image, initfs, run_vm, source
 from redox.goals import sysroot
 from redox.util_rules import (
     dependency_inference,
@@ -35,6 +35,7 @@ def rules():
         *cargo_package.rules(),
         *c_package.rules(),
         *sysroot.rules(),
+        *data_package.rules(),
         *initfs.rules(),
         *disk_image.rules(),
         *boot.rules(),

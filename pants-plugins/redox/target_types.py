@@ -484,6 +484,72 @@ class RedoxSysrootTarget(Target):
 
 
 # ---------------------------------------------------------------------------------------------
+# redox_package_group, redox_data_package
+# ---------------------------------------------------------------------------------------------
+
+
+class PackageGroupMembersField(Dependencies):
+    help = help_text(
+        """
+        The packages (or other groups) in the group. An image or initfs that depends on the group
+        installs every member and their run-time `dependencies`.
+        """
+    )
+
+
+class RedoxPackageGroupTarget(Target):
+    alias = "redox_package_group"
+    core_fields = (*COMMON_TARGET_FIELDS, PackageGroupMembersField)
+    help = help_text(
+        """
+        A named set of packages: an upstream package built as several targets (base: two cargo
+        passes, bootstrap, initfs, data files) or a profile's package list. Builds nothing itself.
+        """
+    )
+
+
+class DataSourcesField(MultipleSourcesField):
+    help = "Files in the repository to install (when the files do not come from a `source`)."
+
+
+class DataInstallField(DictStringToStringField):
+    alias = "install"
+    required = True
+    help = help_text(
+        """
+        `{"<path or glob in the package's files>": "/path/in/image"}`. A plain path installs that
+        file at the image path; a glob (`init.d/*`, `ui/**`) installs every match under the image
+        directory, keeping the path below the glob's first wildcard. Modes travel with the files.
+        """
+    )
+
+
+class DataSymlinksField(DictStringToStringField):
+    alias = "symlinks"
+    help = 'Symlinks the package installs: `{"/dev/null": "/scheme/null"}` (link -> target).'
+
+
+class RedoxDataPackageTarget(Target):
+    alias = "redox_data_package"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        DataSourcesField,
+        CargoSourceField,
+        CargoSourceSubdirField,
+        RedoxDependenciesField,
+        DataInstallField,
+        DataSymlinksField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        Files installed as they are (no build): configuration, init units, fonts and icons, from the
+        repository or a `redox_source` checkout, plus symlinks.
+        """
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # redox_initfs
 # ---------------------------------------------------------------------------------------------
 
@@ -643,6 +709,24 @@ class BootTestMemoryField(IntField):
     help = "Guest memory in MiB."
 
 
+class BootTestScreenChecksField(StringSequenceField):
+    alias = "screen_checks"
+    help = help_text(
+        """
+        Checks on the VM's screen, each `MILESTONE: CHECK`. Right after the named milestone is
+        reached the VM is paused, QEMU's QMP `screendump` captures the display, the VM resumes
+        and the checks run:
+        `"gop: not-blank"` (fails when one colour covers more than 99.9% of the screen; `max=F`
+        changes that) or `"gop: region 400,300,200,150 #ff00ff"` (rectangle X,Y,W,H in pixels:
+        at least 95% of its pixels within 16 per channel of the colour; `tol=N`, `min=F` change
+        those). Giving any check boots the VM with a display device (`-vga std -display none`,
+        a UEFI GOP framebuffer) instead of none. The screendump is saved as
+        `dist/test/<address>/screen-<milestone>.ppm` (+ `.png`) beside `serial.log`; a failing
+        check reports what it saw (dominant colour, share) and that path.
+        """
+    )
+
+
 class RedoxBootTestTarget(Target):
     alias = "redox_boot_test"
     core_fields = (
@@ -652,12 +736,16 @@ class RedoxBootTestTarget(Target):
         BootTestFailPatternsField,
         BootTestExpectExitField,
         BootTestMemoryField,
+        BootTestScreenChecksField,
         TestTimeoutField,
     )
     help = help_text(
         """
         Boots a disk image headless (QEMU+OVMF; KVM when real, else TCG) and passes when the
-        serial milestones appear in order (and the debug-exit status matches). `./pants test`.
+        serial milestones appear in order (and the debug-exit status matches, and the
+        `screen_checks` hold). `./pants test`. Progress lines name each milestone reached with
+        its elapsed time; the serial log (and any screendumps) are written to
+        `dist/test/<address>/`.
         """
     )
 
@@ -694,6 +782,19 @@ class RedoxVmGraphicalField(BoolField):
     alias = "graphical"
     default = False
     help = "Open a display window (QEMU GTK, needs the qemu-system-gui package). Default: headless, serial on the terminal."
+
+
+class RedoxVmHeadlessDisplayField(BoolField):
+    alias = "headless_display"
+    default = False
+    help = help_text(
+        """
+        Give the VM a display device without opening a window (QEMU `-vga std -display none`):
+        the firmware gets a UEFI GOP framebuffer, so graphical drivers and the bootloader's mode
+        setting run as on a desktop, QMP `screendump` can capture the screen (dev mode: the
+        control socket), and the serial console stays on the terminal. QEMU only.
+        """
+    )
 
 
 class RedoxVmCpusField(IntField):
@@ -767,6 +868,7 @@ class RedoxVmTarget(Target):
         RedoxVmImageField,
         RedoxVmHypervisorField,
         RedoxVmGraphicalField,
+        RedoxVmHeadlessDisplayField,
         RedoxVmCpusField,
         RedoxVmMemoryField,
         RedoxVmNetworkField,
@@ -896,6 +998,8 @@ def target_types():
         RedoxCargoPackageTarget,
         RedoxCPackageTarget,
         RedoxSysrootTarget,
+        RedoxPackageGroupTarget,
+        RedoxDataPackageTarget,
         RedoxInitfsTarget,
         RedoxDiskImageTarget,
         RedoxBootTestTarget,

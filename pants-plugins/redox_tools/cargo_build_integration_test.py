@@ -323,3 +323,43 @@ def test_kernel_split_debug(tmp_path: Path) -> None:
 def test_bad_profile_setting(tmp_path: Path) -> None:
     code, err = bad_build(tmp_path, hello_spec(profile_settings={"opt_level": "s"}))
     assert_one_error(code, err, "`profile_settings` key 'opt_level'", "opt-level")
+
+
+# --- base's two passes over one workspace ---------------------------------------------------
+
+
+def base_pass_spec(members: List[str], install: Dict[str, str]) -> Dict[str, object]:
+    """The spec of packages/fixtures/base-shaped:{rootfs,initfs}-bins (one cargo pass each)."""
+    return hello_spec(
+        package="packages/fixtures/base-shaped:pass",
+        crate_dir="packages/fixtures/base-shaped",
+        build_std=["core", "compiler_builtins"],
+        build_std_features=["compiler-builtins-mem"],
+        profile_settings={"opt-level": "s", "panic": "abort"},
+        cargo_packages=members,
+        install=install,
+    )
+
+
+def test_base_two_passes_keep_features_apart(tmp_path: Path) -> None:
+    passes = {
+        "pass1": (["rootd"], {"rootd": "/usr/bin/rootd"}),
+        "pass2": (["initd"], {"initd": "/bin/initd"}),
+        # The control: both members in one invocation -> cargo unifies common's features.
+        "together": (["rootd", "initd"], {"rootd": "/usr/bin/rootd", "initd": "/bin/initd"}),
+    }
+    procs = {}
+    for name, (members, install) in passes.items():
+        sandbox(tmp_path / name, "base-shaped")
+        procs[name] = start(tmp_path / name, base_pass_spec(members, install))
+    for name, proc in procs.items():
+        code, _out, err = finish(proc)
+        assert code == 0, f"{name}: {err}"
+
+    def banner(name: str, path: str) -> bytes:
+        data = (tmp_path / name / "__staged" / path).read_bytes()
+        return b"verbose" if b"COMMON: verbose logging" in data else b"quiet" if b"COMMON: quiet" in data else b"?"
+
+    assert banner("pass1", "usr/bin/rootd") == b"verbose"
+    assert banner("pass2", "bin/initd") == b"quiet"  # separate pass: initd keeps its own features
+    assert banner("together", "bin/initd") == b"verbose"  # why base builds in two passes
