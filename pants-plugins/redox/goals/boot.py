@@ -2,7 +2,8 @@
 
 The VM work (hypervisor choice, overlay so the built image is never written, milestone
 tracking, isa-debug-exit, killing the VM) is `redox_tools.vm boottest`; this rule builds the
-image and runs that as a test process.
+image and runs that as a test process. Its serial log and screendumps (`screen_checks`) are
+the test's extra output: `dist/test/<address>/serial.log`, `screen-<milestone>.ppm`/`.png`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from pants.core.goals.test import (
     TestSubsystem,
     TestTimeoutField,
 )
+from pants.core.util_rules.distdir import DistDir
 from pants.engine.addresses import Address
+from pants.engine.fs import RemovePrefix, Snapshot
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
@@ -32,11 +35,14 @@ from redox.target_types import (
     BootTestImageField,
     BootTestMemoryField,
     BootTestMilestonesField,
+    BootTestScreenChecksField,
 )
 from redox.util_rules.redox_tools import RedoxToolProcess
 from redox.util_rules.references import parse_reference
 
-SERIAL_LOG = "serial.log"
+# Everything the user may want to look at afterwards; copied to dist/test/<address>/.
+OUTPUT_DIR = "boot"
+SERIAL_LOG = f"{OUTPUT_DIR}/serial.log"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class BootTestFieldSet(TestFieldSet):
     fail_patterns: BootTestFailPatternsField
     expect_exit: BootTestExpectExitField
     memory_mib: BootTestMemoryField
+    screen_checks: BootTestScreenChecksField
     timeout: TestTimeoutField
 
 
@@ -56,7 +63,13 @@ class BootTestRequest(TestRequest):
     field_set_type = BootTestFieldSet
 
 
-def boottest_args(field_set: BootTestFieldSet, image_path: str, image: RedoxImageSubsystem, timeout: int) -> List[str]:
+def boottest_args(
+    field_set: BootTestFieldSet,
+    image_path: str,
+    image: RedoxImageSubsystem,
+    timeout: int,
+    output_dir_shown: str = "",
+) -> List[str]:
     args = [
         "boottest",
         "--image",
@@ -82,6 +95,10 @@ def boottest_args(field_set: BootTestFieldSet, image_path: str, image: RedoxImag
         args += ["--fail", f]
     if field_set.expect_exit.value is not None:
         args += ["--expect-exit", str(field_set.expect_exit.value)]
+    for c in field_set.screen_checks.value or ():
+        args += ["--screen-check", c]
+    if output_dir_shown:
+        args += ["--display-dir", output_dir_shown]
     return args
 
 
@@ -92,6 +109,7 @@ async def run_boot_test(
     test_extra_env: TestExtraEnv,
     image_subsystem: RedoxImageSubsystem,
     subsystem: RedoxBootTestSubsystem,
+    distdir: DistDir,
 ) -> TestResult:
     field_set = batch.single_element
     address = field_set.address
@@ -103,14 +121,16 @@ async def run_boot_test(
     )
     disk = await Get(DiskImage, DiskImageRequest(image_address, f"the `image` field of {address}"))
     timeout = field_set.timeout.calculate_from_global_options(test_subsystem) or 300
+    # Where `./pants test` writes the extra output (see TestResult.extra_output).
+    shown = str(distdir.relpath / "test" / address.path_safe_spec)
     process = await Get(
         Process,
         RedoxToolProcess(
             module="redox_tools.vm",
-            args=tuple(boottest_args(field_set, disk.path, image_subsystem, timeout)),
+            args=tuple(boottest_args(field_set, disk.path, image_subsystem, timeout, shown)),
             description=f"Boot {image_address} for {address}",
             input_digest=disk.digest,
-            output_files=(SERIAL_LOG,),
+            output_directories=(OUTPUT_DIR,),
             env=FrozenDict({**test_extra_env.env, "PATH": ":".join(subsystem.path)}),
             # The harness enforces per-milestone timeouts itself; this is the last resort.
             timeout_seconds=timeout + 60,
@@ -119,8 +139,13 @@ async def run_boot_test(
         ),
     )
     result = await Get(FallibleProcessResult, Process, process)
+    extra = await Get(Snapshot, RemovePrefix(result.output_digest, OUTPUT_DIR))
     return TestResult.from_fallible_process_result(
-        process_result=result, address=address, output_setting=test_subsystem.output
+        process_result=result,
+        address=address,
+        output_setting=test_subsystem.output,
+        extra_output=extra,
+        log_extra_output=True,
     )
 
 

@@ -46,6 +46,7 @@ from redox.target_types import (
     RedoxVmExtraArgsField,
     RedoxVmForwardsField,
     RedoxVmGraphicalField,
+    RedoxVmHeadlessDisplayField,
     RedoxVmHypervisorField,
     RedoxVmImageField,
     RedoxVmMemoryField,
@@ -81,6 +82,7 @@ class VmSettings:
     name: str
     hypervisor: str = "auto"
     graphical: bool = False
+    headless_display: bool = False
     cpus: int = 4
     memory: str = "2048M"
     network: str = "none"
@@ -162,7 +164,12 @@ def vm_run_args(
     if hypervisor == "cloud-hypervisor":
         qemu_only = [
             what
-            for what, on in (("debug_exit", vm.debug_exit), ("graphical", vm.graphical), ("forwards", bool(forwards)))
+            for what, on in (
+                ("debug_exit", vm.debug_exit),
+                ("graphical", vm.graphical),
+                ("headless_display", vm.headless_display),
+                ("forwards", bool(forwards)),
+            )
             if on
         ]
         if qemu_only or network == "user":
@@ -196,6 +203,8 @@ def vm_run_args(
         args += ["--socket", control_socket_path(build_root, vm.spec_path, vm.name), "--balloon"]
     if vm.graphical:
         args.append("--graphical")
+    if vm.headless_display:
+        args.append("--headless-display")
     if vm.debug_exit:
         args.append("--debug-exit")
     # `=` form: the values start with `-`.
@@ -219,6 +228,7 @@ class RedoxVmFieldSet(RunFieldSet):
     image: RedoxVmImageField
     hypervisor: RedoxVmHypervisorField
     graphical: RedoxVmGraphicalField
+    headless_display: RedoxVmHeadlessDisplayField
     cpus: RedoxVmCpusField
     memory: RedoxVmMemoryField
     network: RedoxVmNetworkField
@@ -234,6 +244,7 @@ class RedoxVmFieldSet(RunFieldSet):
             name=self.address.target_name,
             hypervisor=self.hypervisor.value or "auto",
             graphical=self.graphical.value,
+            headless_display=self.headless_display.value,
             cpus=self.cpus.value if self.cpus.value is not None else 4,
             memory=self.memory.value or "2048M",
             network=self.network.value or "none",

@@ -108,6 +108,14 @@ def test_tap_graphical_debug_exit_and_extra_args() -> None:
     assert args[-2:] == ["--extra-arg=-s", "--extra-arg=-S"]
 
 
+def test_headless_display() -> None:
+    args = args_for(VmSettings("r", "v", headless_display=True))
+    assert "--headless-display" in args and "--graphical" not in args
+    assert "--headless-display" not in args_for(VmSettings("r", "v"))
+    with pytest.raises(VmRunnerError, match="Cloud Hypervisor has no headless_display"):
+        args_for(VmSettings("r", "v", hypervisor="cloud-hypervisor", headless_display=True))
+
+
 def test_host_network_args() -> None:
     from redox.goals.run_vm import host_network_args
 
