@@ -514,12 +514,13 @@ class DataSourcesField(MultipleSourcesField):
 
 class DataInstallField(DictStringToStringField):
     alias = "install"
-    required = True
     help = help_text(
         """
         `{"<path or glob in the package's files>": "/path/in/image"}`. A plain path installs that
         file at the image path; a glob (`init.d/*`, `ui/**`) installs every match under the image
-        directory, keeping the path below the glob's first wildcard. Modes travel with the files.
+        directory, keeping the path below the glob's first wildcard; with `{dir}` in the image
+        path, each match goes exactly there with `{dir}` = its directory's name
+        (`"drivers/**/config.toml": "/usr/lib/pcid.d/{dir}.toml"`). Modes travel with the files.
         """
     )
 

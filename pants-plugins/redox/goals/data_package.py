@@ -30,6 +30,7 @@ from redox.util_rules.references import parse_reference
 from redox.util_rules.staged_tree import StagedTree, StagedTreeFieldSet, StagedTreePackageRequest
 
 GLOB_CHARS = "*?["
+DIR_PLACEHOLDER = "{dir}"  # in a glob's image path: the name of the matched file's directory
 
 
 def image_path(owner: str, what: str, dest: str) -> str:
@@ -54,7 +55,12 @@ def install_plan(owner: str, files: Sequence[str], install: Mapping[str, str]) -
         else:
             base = key[: key.rfind("/", 0, wild) + 1]  # the directory part before the first wildcard
             pattern = key.replace("**/", "*").replace("/**", "/*")
-            matches = [(f, f"{rel_dest}/{f[len(base):]}") for f in files if fnmatch.fnmatchcase(f, pattern)]
+            found = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
+            if DIR_PLACEHOLDER in rel_dest:
+                # base's pcid.d: drivers/**/config.toml -> /usr/lib/pcid.d/{dir}.toml
+                matches = [(f, rel_dest.replace(DIR_PLACEHOLDER, f.rsplit("/", 2)[-2] if "/" in f else "")) for f in found]
+            else:
+                matches = [(f, f"{rel_dest}/{f[len(base):]}") for f in found]
             if not matches:
                 raise PackageBuildError(f"{owner}: `install` glob {key!r} matches none of the package's files")
         for src, out in matches:
@@ -66,7 +72,7 @@ def install_plan(owner: str, files: Sequence[str], install: Mapping[str, str]) -
 
 @dataclass(frozen=True)
 class DataPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
-    required_fields = (DataInstallField,)
+    required_fields = (DataInstallField, DataSymlinksField)
 
     sources: DataSourcesField
     source: CargoSourceField
@@ -80,6 +86,8 @@ class DataPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
 async def build_data_package(field_set: DataPackageFieldSet) -> StagedTree:
     address = field_set.address
     owner = str(address)
+    if not field_set.install.value and not field_set.symlinks.value:
+        raise PackageBuildError(f"{owner}: neither `install` nor `symlinks` is set, so the package would stage nothing")
     if field_set.source.value:
         origin = f"the `source` field of {address}"
         source_address = await Get(

@@ -11,7 +11,16 @@ from typing import Dict, List, Optional, Tuple
 
 import toml
 from pants.engine.addresses import Address
-from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, MergeDigests, PathGlobs, RemovePrefix
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+    Snapshot,
+)
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest, WrappedTarget, WrappedTargetRequest
@@ -98,10 +107,20 @@ async def fetch_source(
             f"(known: {', '.join(sorted(lock.entries)) or 'none'}); add it or fix `pin`"
         )
     lock_path = f"{lock.lock_dir}/__pin.lock.toml" if lock.lock_dir else "__pin.lock.toml"
-    lock_digest, patch_digest = await MultiGet(
+    lock_digest, patches = await MultiGet(
         Get(Digest, CreateDigest([FileContent(lock_path, lock.entries[pin].encode())])),
-        Get(Digest, PathGlobs(lock.patch_files[pin])),
+        Get(Snapshot, PathGlobs(lock.patch_files[pin])),
     )
+    missing = [p for p in lock.patch_files[pin] if p not in patches.files]
+    if missing:
+        return FallibleSourceCheckout(
+            request.address,
+            pin,
+            None,
+            f"patch file {', '.join(missing)} is missing from the repository; copy it from the `origin` its entry "
+            f"names in the lock file ([sources.{pin}].patches)",
+        )
+    patch_digest = patches.digest
     args: List[str] = ["fetch", "--lock", lock_path, "--name", pin, "--dest", OUT_DIR, "-q"]
     args += ["--connect-timeout", str(subsystem.connect_timeout)]
     for m in subsystem.mirror_dirs:

@@ -116,6 +116,11 @@ def test_data_package_stages_files_and_symlinks(rule_runner: RuleRunner) -> None
 def test_install_plan_errors() -> None:
     files = ["init.d/00_base", "ui/fonts/a.ttf", "ui/icons/b.png"]
     assert install_plan("t", files, {"ui/**": "/ui"}) == [("ui/fonts/a.ttf", "ui/fonts/a.ttf"), ("ui/icons/b.png", "ui/icons/b.png")]
+    drivers = ["drivers/net/e1000d/config.toml", "drivers/audio/ac97d/config.toml", "drivers/README"]
+    assert install_plan("t", drivers, {"drivers/**/config.toml": "/usr/lib/pcid.d/{dir}.toml"}) == [
+        ("drivers/audio/ac97d/config.toml", "usr/lib/pcid.d/ac97d.toml"),
+        ("drivers/net/e1000d/config.toml", "usr/lib/pcid.d/e1000d.toml"),
+    ]
     with pytest.raises(PackageBuildError, match="names 'nope'"):
         install_plan("t", files, {"nope": "/x"})
     with pytest.raises(PackageBuildError, match="matches none"):

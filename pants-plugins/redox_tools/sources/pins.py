@@ -474,7 +474,8 @@ def lock_from_catalog(catalog: Mapping[str, Any], catalog_name: str = "redox-pac
 
     Packages sharing a repository and rev (base and redox-initfs) share one source named after
     the first of them in catalog order. Catalog packages without a git URL or pin_rev are listed
-    in `[lock] skipped` with the reason.
+    in `[lock] skipped` with the reason; one with only a `pin_rev_candidate` is pinned to it, its
+    basis saying it is unverified.
     """
     cat = catalog.get("catalog", {})
     build_repo = cat.get("build_repo", "")
@@ -487,6 +488,18 @@ def lock_from_catalog(catalog: Mapping[str, Any], catalog_name: str = "redox-pac
     for name, p in packages.items():
         git = p.get("upstream_git", "")
         rev = p.get("pin_rev", "")
+        candidate = p.get("pin_rev_candidate", "") if git and not rev else ""
+        if candidate:
+            # No examined rev (helix): pin the candidate, visibly unverified, rather than leave a
+            # package without a source.
+            rev = candidate
+            p = dict(
+                p,
+                pin_basis=(
+                    "unverified: no pin_rev in the catalog (source not examined); this is its pin_rev_candidate: "
+                    + str(p.get("pin_rev_candidate_note", ""))
+                ),
+            )
         if not git or not rev:
             why = "no upstream_git" if not git else "no pin_rev"
             extra = []
