@@ -1,6 +1,7 @@
 """The command lines (`python -m redox_tools.sources ...`, `... .pins update`) end to end."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -108,3 +109,36 @@ def test_fetch_all_and_treehash_commands(up, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == up.expected_c1
     p = _run("redox_tools.sources", "fetch", "--lock", str(lock), "--name", "nope", "--dest", str(tmp_path / "x"))
     assert p.returncode == 2 and p.stderr.startswith("error: no source named 'nope'")
+
+
+def test_update_writes_a_missing_patch_from_its_origin(up, tmp_path, capsys):
+    # The patch lives in a "build repo" (like recipes/core/uutils/redox.patch in redox.git).
+    from redox_tools.sources.pins import PatchRef
+    from redox_tools.sources.testutil import commit_all, git
+
+    build = tmp_path / "build-repo"
+    (build / "recipes" / "proj").mkdir(parents=True)
+    git("init", "-q", cwd=build)
+    patch_text = "--- a/a.txt\n+++ b/a.txt\n@@ -1,3 +1,3 @@\n-hello 1\n+patched\n line 2\n line 3\n"
+    (build / "recipes" / "proj" / "fix.patch").write_text(patch_text)
+    build_rev = commit_all(build, "recipe patch")
+    lock = _lock(tmp_path, up)
+    lk = load_lock(str(lock))
+    pin = lk.get("proj")
+    origin = f"{url(build)}@{build_rev}:recipes/proj/fix.patch"
+    pin = dataclasses.replace(pin, patches=(PatchRef(file="patches/proj/fix.patch", origin=origin),))
+    write_lock(lk.replace(pin), str(lock))
+
+    assert pins.main(["update", "--lock", str(lock)]) == 0
+    out = capsys.readouterr().out
+    assert f"proj: wrote patch patches/proj/fix.patch from {origin}" in out
+    assert (tmp_path / "patches" / "proj" / "fix.patch").read_text() == patch_text
+    # ...and the recorded tree hash is that of the patched tree.
+    assert load_lock(str(lock)).get("proj").tree_hash not in (up.expected_c1, pins.UNVERIFIED_TREE_HASH)
+
+    # An origin that is not `<url>@<rev>:<path>` -> one error naming the patch and what to do.
+    bad = dataclasses.replace(pin, patches=(PatchRef(file="patches/proj/other.patch", origin="somewhere"),))
+    write_lock(lk.replace(bad), str(lock))
+    p = _run("redox_tools.sources.pins", "update", "--lock", str(lock))
+    assert p.returncode != 0 and "other.patch is missing and its origin 'somewhere'" in p.stderr
+    assert "Traceback" not in p.stderr

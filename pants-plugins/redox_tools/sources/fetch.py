@@ -1002,6 +1002,42 @@ def fetch_all(
 # Pin update
 
 
+_ORIGIN_RE = re.compile(r"^(?P<url>.+)@(?P<rev>[0-9a-f]{40}):(?P<path>[^:]+)$")
+
+
+def fetch_missing_patches(pin: SourcePin, ctx: _Ctx, root: str, repos: Dict[Tuple[str, str], str]) -> List[str]:
+    """Write each of `pin`'s patch files that is missing from the repository from its `origin`
+    (`<git url>@<40-hex rev>:<path>`, e.g. a recipe's patch in the build repo). `repos` caches
+    one fetched repository per (url, rev). Returns one line per patch written."""
+    who = f"[sources.{pin.name}]"
+    lines = []
+    for p in pin.patches:
+        if os.path.isfile(p.path):
+            continue
+        m = _ORIGIN_RE.match(p.origin)
+        if not m:
+            raise PatchFailed(
+                f"{who}: patch file {p.file} is missing and its origin {p.origin!r} is not `<git url>@<rev>:<path>`; "
+                "copy the patch there by hand"
+            )
+        url, rev, path = m.group("url"), m.group("rev"), m.group("path")
+        repo = repos.get((url, rev))
+        if repo is None:
+            repo = os.path.join(root, f"__patch-origin-{len(repos)}")
+            _fetch_repo(ctx, repo, url, rev, who, _repo_basename(url), _candidates(ctx, [_repo_basename(url)]))
+            repos[(url, rev)] = repo
+        r = _git(ctx, repo, "show", f"{rev}:{path}")
+        if not r.ok:
+            raise PatchFailed(f"{who}: patch origin {p.origin} has no such file ({_last_line(r.err)})")
+        os.makedirs(os.path.dirname(os.path.abspath(p.path)), exist_ok=True)
+        tmp = p.path + ".part"
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(r.out)
+        os.replace(tmp, p.path)
+        lines.append(f"{pin.name}: wrote patch {p.file} from {p.origin}")
+    return lines
+
+
 def update_pins(
     lock: Lock,
     *,
@@ -1019,6 +1055,7 @@ def update_pins(
 ) -> Tuple[Lock, List[str]]:
     """Fetch the selected pins and record their computed tree hashes (and, with `bump`, move a
     git pin to the head of its `branch` or of HEAD first, re-reading git_tree and submodules).
+    Patch files missing from the repository are first written from their `origin`.
 
     `on_updated(lock)` is called after each source so progress is saved even if a later one
     fails; at the end one `SourcesUnavailable` names every source that could not be updated.
@@ -1032,8 +1069,10 @@ def update_pins(
     own_tmp = work_dir is None
     root = tempfile.mkdtemp(prefix="redox-pins-update.") if work_dir is None else os.path.abspath(work_dir)
     try:
+        patch_repos: Dict[Tuple[str, str], str] = {}
         for pin in pins:
             try:
+                lines += fetch_missing_patches(pin, ctx, root, patch_repos)
                 target = pin
                 bumped = False
                 if bump and pin.git:

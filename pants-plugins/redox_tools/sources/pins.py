@@ -82,7 +82,7 @@ class Submodule:
 @dataclass(frozen=True)
 class PatchRef:
     file: str  # as written in the lock (relative to the lock's directory, or absolute)
-    origin: str = ""  # where the patch comes from upstream (informational)
+    origin: str = ""  # where it comes from upstream: `<git url>@<rev>:<path>` (update fetches it from there)
     base_dir: str = ""  # the lock's directory, to resolve `file`
 
     @property
