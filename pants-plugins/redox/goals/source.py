@@ -117,8 +117,9 @@ async def fetch_source(
             request.address,
             pin,
             None,
-            f"patch file {', '.join(missing)} is missing from the repository; copy it from the `origin` its entry "
-            f"names in the lock file ([sources.{pin}].patches)",
+            f"patch file {', '.join(missing)} is missing from the repository; on a connected machine "
+            f"`./pants run 3rdparty/redox:update-pins -- --only {pin}` writes it from the `origin` its entry names "
+            f"in the lock file ([sources.{pin}].patches), or copy it from there",
         )
     patch_digest = patches.digest
     args: List[str] = ["fetch", "--lock", lock_path, "--name", pin, "--dest", OUT_DIR, "-q"]
