@@ -128,11 +128,12 @@ def run_boottest(
         msg = why
         if not passed:
             got = ", ".join(f"{n} ({t:.1f}s)" for n, t in reached) or "none"
-            msg = f"{why} [elapsed {elapsed:.1f}s; reached: {got}]"
+            sep = "\n" if "\n" in why else " "  # multi-line reasons (screen checks): own line
+            msg = f"{why}{sep}[elapsed {elapsed:.1f}s; reached: {got}]"
             err = vm.stderr_tail()
             if err:
                 msg += f"\n--- hypervisor stderr ---\n{err}"
-            msg += f"\n--- serial log tail ({serial_log}) ---\n{tail or '(empty)'}"
+            msg += f"\n--- serial log tail ({shown(serial_log)}) ---\n{tail or '(empty)'}"
         return BootResult(passed, msg, elapsed, list(reached), exit_code, tail, list(screens), list(check_results))
 
     def shown(path: str) -> str:

@@ -73,7 +73,8 @@ def test_screendump_checks_pass_and_fail():
         assert re.search(r"-> region 80x40 at 600,380: \d+\.\d% of its pixels within ±16 of #ff00ff "
                          r"\(need 95\.0%\); dominant colour #[0-9a-f]{6}", bad.message)
         assert "screendump: dist/test/x/screen-nsh.ppm (PNG copy: dist/test/x/screen-nsh.png)" in bad.message
-        assert "--- serial log tail" in bad.message
+        assert "--- serial log tail (dist/test/x/serial.log) ---" in bad.message
+        assert "\n[elapsed " in bad.message  # after the multi-line check report, on its own line
         assert bad.elapsed < 30  # failed at the check, did not wait for the exit
         assert pids_mentioning(root) == []
     finally:
