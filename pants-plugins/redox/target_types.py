@@ -126,7 +126,7 @@ class CargoSourceField(StringField):
     alias = "source"
     help = help_text(
         """
-        A `redox_source` target whose checkout holds the crate (upstream packages), instead of
+        A `redox_source` target whose checkout holds the code (upstream packages), instead of
         `sources` in the repository.
         """
     )
@@ -134,7 +134,7 @@ class CargoSourceField(StringField):
 
 class CargoSourceSubdirField(StringField):
     alias = "source_subdir"
-    help = "Directory of the crate inside the `source` checkout (default: its root)."
+    help = "Directory of the crate (or C code) inside the `source` checkout (default: its root)."
 
 
 class CargoTargetSpecField(StringField):
@@ -243,6 +243,18 @@ class CargoNasmSourcesField(StringSequenceField):
     )
 
 
+class CargoEmitObjectField(BoolField):
+    alias = "emit_object"
+    default = False
+    help = help_text(
+        """
+        Build each package's lib with `cargo rustc --lib -- --emit obj=<crate>.o` (relibc's crt0,
+        crti, crtn and ld_so: one relocatable object per crate, `-C codegen-units=1`) instead of
+        `cargo build`; `install` names the objects, e.g. `{"crt0.o": "/usr/lib/crt0.o"}`.
+        """
+    )
+
+
 class CargoVendorField(SpecialCasedDependencies):
     alias = "vendor"
     help = help_text(
@@ -277,6 +289,7 @@ class RedoxCargoPackageTarget(Target):
         CargoSplitDebugField,
         CargoEntryField,
         CargoNasmSourcesField,
+        CargoEmitObjectField,
         CargoVendorField,
         RedoxSysrootField,
         RedoxInstallField,
@@ -319,11 +332,37 @@ class CFlagsField(StringSequenceField):
     help = "Extra compiler flags."
 
 
+class CSourceFilesField(StringSequenceField):
+    alias = "source_files"
+    help = help_text(
+        """
+        With `source`: globs (relative to `source_subdir`, `**` allowed) of the .c/.S/.s files of
+        the checkout to compile, in order; `!<glob>` drops earlier matches (openlibm's
+        `src/e_sqrt.c` when `amd64/e_sqrt.S` replaces it).
+        """
+    )
+
+
+class CIncludeDirsField(StringSequenceField):
+    alias = "include_dirs"
+    help = help_text(
+        """
+        Directories passed as `-I`, relative to `source_subdir` of the `source` checkout (`..`
+        may climb to the checkout root, e.g. relibc's `../include` for openlibm) or, without
+        `source`, to the target's directory.
+        """
+    )
+
+
 class RedoxCPackageTarget(Target):
     alias = "redox_c_package"
     core_fields = (
         *COMMON_TARGET_FIELDS,
         CSourcesField,
+        CargoSourceField,
+        CargoSourceSubdirField,
+        CSourceFilesField,
+        CIncludeDirsField,
         RedoxDependenciesField,
         RedoxTargetTripleField,
         COutputKindField,
@@ -336,7 +375,8 @@ class RedoxCPackageTarget(Target):
         """
         C code compiled with clang for Redox (`-ffreestanding -nostdinc`: clang's own headers,
         plus the `sysroot`'s usr/include when one is given; never the host's). With a sysroot,
-        `output_kind="executable"` links a static program with its crt objects and libc.
+        `output_kind="executable"` links a static program with its crt objects and libc. The code
+        is the target's `sources`, or `source_files` of a `source` checkout (openlibm in relibc's).
         """
     )
 

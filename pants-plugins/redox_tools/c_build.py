@@ -2,7 +2,8 @@
 
     python -m redox_tools.c_build SPEC.json
 
-The spec names the sources, the target triple, the clang/ar paths, extra flags, the output kind
+The spec names the sources (repository files, or `source_files` globs over a source checkout
+under `source_dir`, `!<glob>` dropping earlier matches), `-I` include_dirs, the target triple, the clang/ar paths, extra flags, the output kind
 (`object`: one .o per source; `static_lib`: lib<name>.a; `executable`: a static program linked
 against a sysroot) and the install map. Host include directories are never searched
 (`-nostdinc`): only clang's own freestanding headers, plus the sysroot's usr/include when one is
@@ -13,6 +14,7 @@ sandbox directory.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -41,6 +43,13 @@ class CSpec:
     sysroot: Optional[str] = None  # a relibc-shaped sysroot tree (usr/include, usr/lib)
     lld: Optional[str] = None
     install: Dict[str, str] = field(default_factory=dict)
+    # A `redox_source` checkout: its root and the directory `source_files`/`include_dirs` are
+    # relative to (both sandbox-relative); without one, include_dirs are relative to include_base.
+    source_root: Optional[str] = None
+    source_dir: Optional[str] = None
+    source_files: List[str] = field(default_factory=list)
+    include_dirs: List[str] = field(default_factory=list)
+    include_base: str = ""
     out_dir: str = "__staged"
     work_dir: str = "__cbuild"
     path: List[str] = field(default_factory=lambda: ["/usr/bin", "/bin"])
@@ -51,12 +60,65 @@ OUTPUT_KINDS = ("object", "static_lib", "executable")
 SYSROOT_LINK_FILES = ("crt0.o", "crti.o", "crtn.o", "libc.a")
 
 
+def plain_relative(path: str) -> bool:
+    return not os.path.isabs(path) and ".." not in path.replace("\\", "/").split("/")
+
+
+def select_source_files(spec: CSpec) -> List[str]:
+    """The checkout's files `source_files` selects (sandbox-relative, in pattern order)."""
+    if not spec.source_dir:
+        if spec.source_files:
+            raise CBuildError(f"{spec.package}: `source_files` selects files of a `source` checkout; the target has no `source`")
+        return []
+    if not spec.source_files:
+        raise CBuildError(
+            f"{spec.package}: with `source`, `source_files` must name the files to compile "
+            '(globs relative to `source_subdir`, e.g. ["src/*.c", "amd64/*.S"])'
+        )
+    if not os.path.isdir(spec.source_dir):
+        raise CBuildError(f"{spec.package}: `source_subdir` {spec.source_dir} is not a directory of the checkout")
+    chosen: Dict[str, None] = {}
+    for pattern in spec.source_files:
+        drop = pattern.startswith("!")
+        pat = pattern[1:] if drop else pattern
+        if not pat or not plain_relative(pat):
+            raise CBuildError(f"{spec.package}: `source_files` pattern {pattern!r} must be relative to `source_subdir`, without '..'")
+        found = sorted(p for p in glob.glob(os.path.join(spec.source_dir, pat), recursive=True) if os.path.isfile(p))
+        if drop:
+            for p in found:
+                chosen.pop(p, None)
+            continue
+        found = [p for p in found if p.endswith((".c", ".S", ".s"))]
+        if not found:
+            raise CBuildError(f"{spec.package}: `source_files` pattern {pat!r} matches no .c/.S/.s file in {spec.source_dir}")
+        for p in found:
+            chosen.setdefault(p, None)
+    return list(chosen)
+
+
+def include_flags(spec: CSpec) -> List[str]:
+    """`-I` for each include_dirs entry, kept inside the checkout (or the sandbox)."""
+    base = spec.source_dir or spec.include_base or "."
+    root = os.path.normpath(spec.source_root or ".")
+    flags = []
+    for d in spec.include_dirs:
+        path = os.path.normpath(os.path.join(base, d))
+        inside = root == "." and not path.startswith("..") or path == root or path.startswith(root + os.sep)
+        if os.path.isabs(d) or not inside:
+            raise CBuildError(f"{spec.package}: include_dirs entry {d!r} leaves the {'checkout' if spec.source_root else 'repository'}")
+        if not os.path.isdir(path):
+            raise CBuildError(f"{spec.package}: include_dirs entry {d!r} is not a directory ({path})")
+        flags.append("-I" + path)
+    return flags
+
+
 def compile_flags(spec: CSpec, resource_include: str) -> List[str]:
     flags = [f"--target={spec.triple}", "-ffreestanding", "-nostdinc", "-isystem", resource_include]
     if spec.sysroot_include:
         flags += ["-isystem", spec.sysroot_include]
     if spec.sysroot:
         flags += ["-isystem", os.path.join(spec.sysroot, "usr", "include")]
+    flags += include_flags(spec)
     if spec.triple.endswith("-redox"):
         flags += REDOX_DEFINES
     return flags + ["-O2", "-ffile-prefix-map=" + os.getcwd() + "=/redox-pants", *spec.cflags]
@@ -141,7 +203,7 @@ def build(spec: CSpec) -> List[str]:
         raise CBuildError(
             f"{spec.package}: unknown output_kind {spec.output_kind!r} (expected one of {', '.join(OUTPUT_KINDS)})"
         )
-    c_sources = [s for s in spec.sources if s.endswith((".c", ".S", ".s"))]
+    c_sources = [s for s in spec.sources if s.endswith((".c", ".S", ".s"))] + select_source_files(spec)
     if not c_sources:
         raise CBuildError(f"{spec.package}: no C sources (.c/.S/.s) among `sources`")
     check_tool(spec, "clang", spec.clang, "to compile C")
@@ -156,13 +218,18 @@ def build(spec: CSpec) -> List[str]:
     os.makedirs(spec.work_dir, exist_ok=True)
     flags = compile_flags(spec, resource_include)
     objects: Dict[str, str] = {}
+    sources_of: Dict[str, str] = {}
     for src in sorted(c_sources):
         obj_name = os.path.splitext(os.path.basename(src))[0] + ".o"
         if obj_name in objects:
-            raise CBuildError(f"{spec.package}: two sources compile to {obj_name}: {objects[obj_name]} and {src}")
+            raise CBuildError(
+                f"{spec.package}: two sources compile to {obj_name}: {sources_of[obj_name]} and {src} "
+                "(drop one, e.g. with a `!<glob>` in `source_files`)"
+            )
         out = os.path.join(spec.work_dir, obj_name)
         run([spec.clang, *flags, "-c", src, "-o", out], spec, f"compiling {src}")
         objects[obj_name] = out
+        sources_of[obj_name] = src
     outputs = dict(objects)
     if spec.output_kind == "static_lib":
         assert spec.ar

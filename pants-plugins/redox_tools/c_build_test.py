@@ -188,3 +188,64 @@ def test_compile_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert f"-ffile-prefix-map={tmp_path}=/redox-pants" in f
     assert f[-1] == "-DX=1"
     assert "-D__redox__" not in compile_flags(spec(triple="x86_64-unknown-linux-gnu"), "/r")
+
+
+# --- C from a source checkout: source_files globs (with `!` drops) and include_dirs -------------
+
+
+def checkout(root: Path) -> None:
+    """An openlibm-shaped checkout under __upstream: relibc's include/ beside openlibm/."""
+    files = {
+        "include/sys_defs.h": "#define RELIBC_ONE 1\n",
+        "openlibm/include/openlibm_math.h": "double sqrt(double);\n",
+        "openlibm/src/e_sqrt.c": '#include <openlibm_math.h>\n#include "sys_defs.h"\n'
+        "double sqrt(double x) { return x * RELIBC_ONE; }\n",
+        "openlibm/src/s_fabs.c": "double fabs(double x) { return x < 0 ? -x : x; }\n",
+        "openlibm/amd64/e_sqrt.S": ".globl sqrt\n.type sqrt,@function\nsqrt:\n sqrtsd %xmm0, %xmm0\n ret\n",
+        "openlibm/README": "not C\n",
+    }
+    for name, text in files.items():
+        p = root / "__upstream" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+
+def source_spec(**kw: object) -> CSpec:
+    base: Dict[str, object] = dict(
+        package="packages/relibc:openlibm",
+        name="openlibm",
+        sources=[],
+        output_kind="static_lib",
+        source_root="__upstream",
+        source_dir="__upstream/openlibm",
+        source_files=["src/*.c", "amd64/*.S", "!src/e_sqrt.c"],
+        include_dirs=["include", "../include"],
+        install={"libopenlibm.a": "/usr/lib/libopenlibm.a"},
+    )
+    base.update(kw)
+    return spec(**base)
+
+
+def test_source_files_with_drops_and_include_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkout(tmp_path)
+    assert build_in(tmp_path, source_spec(), monkeypatch) == ["usr/lib/libopenlibm.a"]
+    members = subprocess.run([AR, "t", str(tmp_path / "__staged/usr/lib/libopenlibm.a")], check=True,
+                             stdout=subprocess.PIPE, text=True).stdout.split()
+    assert members == ["e_sqrt.o", "s_fabs.o"]  # e_sqrt.o from amd64/e_sqrt.S
+
+
+def test_source_files_collision_and_bad_patterns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkout(tmp_path)
+    cases: Dict[str, Dict[str, object]] = {
+        "two sources compile to e_sqrt.o": dict(source_files=["src/*.c", "amd64/*.S"]),
+        "pattern 'ld80/*.c' matches no .c/.S/.s file": dict(source_files=["src/*.c", "ld80/*.c"]),
+        "must be relative to `source_subdir`, without '..'": dict(source_files=["../include/*.h"]),
+        "with `source`, `source_files` must name the files": dict(source_files=[]),
+        "include_dirs entry '../../etc' leaves the checkout": dict(include_dirs=["../../etc"]),
+        "include_dirs entry 'nope' is not a directory": dict(include_dirs=["nope"]),
+        "`source_files` selects files of a `source` checkout": dict(source_dir=None, source_root=None),
+    }
+    for needle, kw in cases.items():
+        with pytest.raises(CBuildError) as e:
+            build_in(tmp_path, source_spec(**kw), monkeypatch)
+        assert needle in str(e.value), (needle, str(e.value))

@@ -11,7 +11,8 @@ features, rustflags, vendor directories and the install map. The driver
    into one cargo directory source, version-aware: the same crate + version appears once;
 2. writes a private CARGO_HOME/config.toml that replaces crates.io with that source;
 3. runs `cargo build --offline --frozen` with `-Z build-std` as asked, remapping the sandbox path
-   out of the binaries so outputs do not depend on where the build ran;
+   out of the binaries so outputs do not depend on where the build ran (with `emit_object`:
+   `cargo rustc --lib -- --emit obj=<crate>.o` per package, relibc's crt0/crti/crtn/ld_so way);
 4. copies each installed output to `<out_dir>/<install path>` (mode 755 for programs).
 
 Every failure the user can fix becomes one `error:` line naming the package and the fix.
@@ -62,6 +63,7 @@ class Spec:
     profile_settings: Dict[str, str] = field(default_factory=dict)
     split_debug: List[str] = field(default_factory=list)
     bins: List[str] = field(default_factory=list)
+    emit_object: bool = False  # `cargo rustc --lib -- --emit obj=<crate>.o` per package
     vendor_dirs: List[str] = field(default_factory=list)
     install: Dict[str, str] = field(default_factory=dict)
     sysroot: Optional[str] = None  # a relibc-shaped sysroot tree to link programs against
@@ -335,23 +337,69 @@ def installable_outputs(metadata: dict, spec: Spec) -> List[str]:
                     names.update({f"{name}.sym", f"{name}.all"})
             if kinds & {"lib", "rlib", "staticlib", "cdylib", "dylib"}:
                 n = name.replace("-", "_")
-                names.update({f"lib{n}.a", f"lib{n}.so", f"lib{n}.rlib", f"{n}.lib", f"{n}.dll"})
+                if spec.emit_object:
+                    names.add(f"{n}.o")
+                else:
+                    names.update({f"lib{n}.a", f"lib{n}.so", f"lib{n}.rlib", f"{n}.lib", f"{n}.dll"})
     return sorted(names)
 
 
-def check_install_names(spec: Spec, cargo: str, manifest: str, env: Dict[str, str]) -> None:
-    """Refuse an `install` key that names no output of the crate before a long build starts.
-    If `cargo metadata` itself fails, the build reports the problem instead."""
+def cargo_metadata(cargo: str, manifest: str, env: Dict[str, str]) -> Tuple[Optional[dict], str]:
+    """`cargo metadata --no-deps` of the crate, or (None, cargo's stderr)."""
     proc = subprocess.run(
         [cargo, "metadata", "--offline", "--frozen", "--no-deps", "--format-version", "1", "--manifest-path", manifest],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     if proc.returncode != 0:
-        return
+        return None, proc.stderr
     try:
-        outputs = installable_outputs(json.loads(proc.stdout), spec)
-    except ValueError:
+        return json.loads(proc.stdout), ""
+    except ValueError as e:
+        return None, str(e)
+
+
+LIB_KINDS = {"lib", "rlib", "staticlib", "cdylib", "dylib"}
+
+
+def object_crates(spec: Spec, metadata: Optional[dict], manifest: str, why: str) -> List[Tuple[Optional[str], str]]:
+    """[(`-p` member or None for the root package, lib crate name)] for `emit_object`."""
+    if spec.bins:
+        raise CargoBuildError(f"{spec.package}: `emit_object` emits each package's lib; `bins` does not apply to it")
+    if metadata is None:
+        raise CargoBuildError(f"{spec.package}: `emit_object` needs `cargo metadata` of the crate, which failed:\n{indent(tail(why))}")
+    packages = metadata.get("packages", [])
+    chosen: List[Tuple[Optional[str], Optional[dict]]]
+    if spec.cargo_packages:
+        chosen = [(m, next((p for p in packages if p.get("name") == m), None)) for m in spec.cargo_packages]
+        missing = [str(m) for m, p in chosen if p is None]
+        if missing:
+            raise CargoBuildError(f"{spec.package}: `cargo_packages` names {', '.join(missing)}, not members of the workspace")
+    else:
+        real = os.path.realpath(manifest)
+        root = next((p for p in packages if os.path.realpath(p.get("manifest_path", "")) == real), None)
+        if root is None:
+            raise CargoBuildError(
+                f"{spec.package}: `emit_object` on a virtual workspace needs `cargo_packages` (the members to emit)"
+            )
+        chosen = [(None, root)]
+    crates: List[Tuple[Optional[str], str]] = []
+    for member, pkg in chosen:
+        assert pkg is not None
+        lib = next((t for t in pkg.get("targets", []) if LIB_KINDS & set(t.get("kind", []))), None)
+        if lib is None:
+            raise CargoBuildError(
+                f"{spec.package}: `emit_object` emits a package's lib, and {pkg.get('name')} has no [lib] target"
+            )
+        crates.append((member, str(lib["name"]).replace("-", "_")))
+    return crates
+
+
+def check_install_names(spec: Spec, metadata: Optional[dict]) -> None:
+    """Refuse an `install` key that names no output of the crate before a long build starts.
+    If `cargo metadata` itself failed, the build reports the problem instead."""
+    if metadata is None:
         return
+    outputs = installable_outputs(metadata, spec)
     if not outputs:
         return
     for name in sorted(spec.install):
@@ -397,11 +445,11 @@ def build(spec: Spec) -> List[str]:
         "CARGO_TERM_COLOR": "never",
         "CARGO_INCREMENTAL": "0",
     }
-    check_install_names(spec, cargo, manifest, env)
+    metadata, metadata_error = cargo_metadata(cargo, manifest, env)
+    crates = object_crates(spec, metadata, manifest, metadata_error) if spec.emit_object else []
+    check_install_names(spec, metadata)
     objects = assemble_nasm(spec, root, os.path.join(work, "obj"))
     args = [
-        cargo,
-        "build",
         "--offline",
         "--frozen",
         "--manifest-path",
@@ -420,22 +468,41 @@ def build(spec: Spec) -> List[str]:
         args += ["--features", ",".join(spec.features)]
     if spec.no_default_features:
         args.append("--no-default-features")
-    for member in spec.cargo_packages:
-        args += ["-p", member]
-    for b in spec.bins:
-        args += ["--bin", b]
-
     env.update(profile_env(spec))
     env["CARGO_ENCODED_RUSTFLAGS"] = "\x1f".join(rustflags(spec, root, objects))
-    proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise CargoBuildError(explain_cargo_failure(spec, proc.stderr))
-
     out_root = os.path.join(target_dir, target_name, profile_dir(spec.profile)) if target_name else os.path.join(
         target_dir, profile_dir(spec.profile)
     )
+    if spec.emit_object:
+        emit_objects(spec, [cargo, "rustc", *args], crates, env, os.path.join(work, "emit"), out_root)
+    else:
+        for member in spec.cargo_packages:
+            args += ["-p", member]
+        for b in spec.bins:
+            args += ["--bin", b]
+        proc = subprocess.run([cargo, "build", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise CargoBuildError(explain_cargo_failure(spec, proc.stderr))
     split_debug_info(spec, root, out_root)
     return stage_outputs(spec, out_root, os.path.join(root, spec.out_dir))
+
+
+def emit_objects(
+    spec: Spec, base: List[str], crates: Sequence[Tuple[Optional[str], str]], env: Dict[str, str], emit_dir: str, out_root: str
+) -> None:
+    """`cargo rustc --lib -- --emit obj=<crate>.o -C codegen-units=1` per package (one target dir,
+    so build-std's crates are compiled once); the objects land in `out_root` for staging."""
+    os.makedirs(emit_dir, exist_ok=True)
+    for member, crate in crates:
+        obj = os.path.join(emit_dir, f"{crate}.o")
+        args = [*base, *(["-p", member] if member else []), "--lib", "--", "--emit", f"obj={obj}", "-C", "codegen-units=1"]
+        proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise CargoBuildError(explain_cargo_failure(spec, proc.stderr))
+        if not os.path.isfile(obj):
+            raise CargoBuildError(f"{spec.package}: cargo rustc --emit obj produced no {crate}.o:\n{indent(tail(proc.stderr))}")
+        os.makedirs(out_root, exist_ok=True)
+        shutil.copyfile(obj, os.path.join(out_root, f"{crate}.o"))
 
 
 # Profile keys Cargo reads from CARGO_PROFILE_<NAME>_<KEY> (the ones upstream recipes set).

@@ -363,3 +363,45 @@ def test_base_two_passes_keep_features_apart(tmp_path: Path) -> None:
     assert banner("pass1", "usr/bin/rootd") == b"verbose"
     assert banner("pass2", "bin/initd") == b"quiet"  # separate pass: initd keeps its own features
     assert banner("together", "bin/initd") == b"verbose"  # why base builds in two passes
+
+
+# --- emit_object: relibc's crt0 way (`cargo rustc --lib -- --emit obj`) -----------------------
+
+
+def crt0_spec(**overrides: object) -> Dict[str, object]:
+    """The spec of packages/fixtures/relibc-shaped:crt0-rust (`emit_object=True`)."""
+    spec = hello_spec(
+        package="packages/fixtures/relibc-shaped:crt0-rust",
+        crate_dir="packages/fixtures/relibc-shaped/crt0-rust",
+        entry=None,
+        rustflags=[],
+        emit_object=True,
+        install={"crt0.o": "/usr/lib/crt0.o"},
+    )
+    spec.update(overrides)
+    return spec
+
+
+def test_emit_object_is_relocatable_with_start(tmp_path: Path) -> None:
+    crate = tmp_path / "packages" / "fixtures" / "relibc-shaped" / "crt0-rust"
+    shutil.copytree(FIXTURES / "relibc-shaped" / "crt0-rust", crate, ignore=shutil.ignore_patterns("target"))
+    code, out, err = run(tmp_path, crt0_spec())
+    assert code == 0, err
+    assert out.split() == ["usr/lib/crt0.o"]
+    obj = tmp_path / "__staged" / "usr" / "lib" / "crt0.o"
+    assert header_field(readelf("-h", str(obj)), "Type").startswith("REL")
+    symbols = readelf("-sW", str(obj))
+    assert re.search(r"FUNC\s+GLOBAL\s+DEFAULT\s+\d+\s+_start$", symbols, re.M), symbols
+    # crt0 calls these; they stay undefined until the program is linked.
+    for name in ("_init", "main", "exit"):
+        assert re.search(rf"NOTYPE\s+GLOBAL\s+DEFAULT\s+UND\s+{name}$", symbols, re.M), name
+    assert str(tmp_path) not in obj.read_bytes().decode("latin-1")
+    # A name that is not `<crate>.o` is refused before the (long) build.
+    code, _out, err = run(tmp_path, crt0_spec(install={"libcrt0.a": "/usr/lib/libcrt0.a"}), "bad.json")
+    assert_one_error(code, err, "`install` names `libcrt0.a`", "crt0.o", package="packages/fixtures/relibc-shaped:crt0-rust")
+
+
+def test_emit_object_needs_a_lib(tmp_path: Path) -> None:
+    sandbox(tmp_path)
+    code, _out, err = run(tmp_path, hello_spec(emit_object=True, install={"redox_hello.o": "/x.o"}))
+    assert_one_error(code, err, "`emit_object` emits a package's lib", "redox-hello has no [lib] target")

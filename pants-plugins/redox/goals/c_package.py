@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
-from pants.engine.fs import Digest, MergeDigests
+from pants.engine.addresses import Address, AddressInput
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
@@ -12,17 +13,24 @@ from pants.util.logging import LogLevel
 
 from redox.util_rules.package_build import PackageBuildError, PackageBuildRequest
 from redox.target_types import (
+    CargoSourceField,
+    CargoSourceSubdirField,
     CFlagsField,
+    CIncludeDirsField,
     COutputKindField,
+    CSourceFilesField,
     CSourcesField,
     RedoxInstallField,
     RedoxSysrootField,
     RedoxTargetTripleField,
 )
+from redox.goals.source import SourceCheckout, SourceCheckoutRequest
 from redox.goals.sysroot import SysrootInput, SysrootInputRequest
+from redox.util_rules.references import parse_reference
 from redox.util_rules.staged_tree import StagedTree, StagedTreeFieldSet, StagedTreePackageRequest
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest, ToolchainError
 
+UPSTREAM_DIR = "__upstream"
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,10 @@ class CPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     required_fields = (CSourcesField, COutputKindField)
 
     sources: CSourcesField
+    source: CargoSourceField
+    source_subdir: CargoSourceSubdirField
+    source_files: CSourceFilesField
+    include_dirs: CIncludeDirsField
     rust_target: RedoxTargetTripleField
     output_kind: COutputKindField
     cflags: CFlagsField
@@ -54,6 +66,16 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
         Get(HydratedSources, HydrateSourcesRequest(field_set.sources)),
         Get(SysrootInput, SysrootInputRequest(address, field_set.sysroot.value)),
     )
+    upstream_digest = EMPTY_DIGEST
+    source_dir = None
+    if field_set.source.value:
+        origin = f"the `source` field of {address}"
+        source_address = await Get(
+            Address, AddressInput, parse_reference(field_set.source.value, relative_to=address.spec_path, origin=origin)
+        )
+        checkout = await Get(SourceCheckout, SourceCheckoutRequest(source_address, origin))
+        upstream_digest = await Get(Digest, AddPrefix(checkout.digest, UPSTREAM_DIR))
+        source_dir = "/".join(p for p in (UPSTREAM_DIR, (field_set.source_subdir.value or "").strip("/")) if p)
     if "clang" not in toolchain.tools:
         raise ToolchainError(f"{address}: the toolchain has no clang (install clang-22)")
     spec = {
@@ -68,6 +90,11 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
         "cflags": list(field_set.cflags.value or ()),
         "output_kind": field_set.output_kind.value,
         "install": dict(field_set.install.value),
+        "source_root": UPSTREAM_DIR if source_dir else None,
+        "source_dir": source_dir,
+        "source_files": list(field_set.source_files.value or ()),
+        "include_dirs": list(field_set.include_dirs.value or ()),
+        "include_base": address.spec_path,
     }
     return await Get(
         StagedTree,
@@ -75,7 +102,7 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
             address,
             "redox_tools.c_build",
             spec,
-            await Get(Digest, MergeDigests([sources.snapshot.digest, sysroot.digest])),
+            await Get(Digest, MergeDigests([sources.snapshot.digest, sysroot.digest, upstream_digest])),
             toolchain,
             dict(field_set.install.value),
             f"clang {address} ({triple})",

@@ -37,6 +37,7 @@ from redox.target_types import (
     CargoBinsField,
     CargoBuildStdFeaturesField,
     CargoBuildStdField,
+    CargoEmitObjectField,
     CargoEntryField,
     CargoFeaturesField,
     CargoLinkerScriptField,
@@ -95,6 +96,7 @@ class CargoPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     bins: CargoBinsField
     entry: CargoEntryField
     nasm_sources: CargoNasmSourcesField
+    emit_object: CargoEmitObjectField
     vendor: CargoVendorField
     sysroot: RedoxSysrootField
     install: RedoxInstallField
@@ -245,6 +247,7 @@ async def build_cargo_package(
         "profile_settings": dict(field_set.profile_settings.value or {}),
         "split_debug": list(field_set.split_debug.value or ()),
         "bins": list(field_set.bins.value or ()),
+        "emit_object": bool(field_set.emit_object.value),
         # A vendor target's files are a cargo vendor directory rooted at the target's directory.
         # (and, for a `source`, the crates its Cargo.lock pins, vendored above).
         "vendor_dirs": vendor_dirs,

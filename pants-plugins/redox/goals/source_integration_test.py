@@ -1,5 +1,6 @@
 """`redox_cargo_package(source=...)` end to end: fetch a pinned git source, vendor the crates its
-Cargo.lock pins (the fetch phase's network step), build it offline, through Pants' engine.
+Cargo.lock pins (the fetch phase's network step), build it offline, through Pants' engine. And
+`redox_c_package(source=...)`: a static lib from `source_files` of the same checkout (openlibm's way).
 
 The upstream is a local git repository (file:// URL) holding a copy of the vendored-dep fixture;
 crates.io is replaced, through `[redox-sources].cargo_config`, by a directory source at the
@@ -27,12 +28,15 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
 from redox import register
+from redox.goals.c_package import CPackageFieldSet
 from redox.goals.cargo_package import CARGO_VENDOR_DIR, UPSTREAM_DIR, CargoPackageFieldSet, CargoVendor, CargoVendorRequest
 from redox.goals.package_integration_test import PEX, READELF, configure, materialize, package, readelf, repo_files
 from redox.goals.source import SourceCheckout, SourceCheckoutRequest
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
 STD_VENDOR = "/usr/src/rustc-1.96.0/library/vendor"
+LLVM_AR = "/usr/bin/llvm-ar-22"
+LLVM_NM = "/usr/bin/llvm-nm-22"
 LOCK = "3rdparty/test-sources/sources.lock.toml"
 CARGO_CONFIG = (
     '[source.crates-io]\nreplace-with = "std-vendor"\n\n'
@@ -64,10 +68,23 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+# relibc-shaped: a header in include/ and an openlibm-like library beside it.
+C_UPSTREAM = {
+    "include/mlib_defs.h": "#define MLIB_TWO 2\n",
+    "mlib/include/mlib.h": "double mlib_twice(double);\nint mlib_abs(int);\n",
+    "mlib/src/twice.c": '#include <mlib.h>\n#include "mlib_defs.h"\ndouble mlib_twice(double x) { return x * MLIB_TWO; }\n',
+    "mlib/src/abs.c": "#include <mlib.h>\nint mlib_abs(int x) { return x < 0 ? -x : x; }\n",
+    "mlib/amd64/abs.S": ".globl mlib_abs\n.type mlib_abs,@function\nmlib_abs:\n mov %edi, %eax\n neg %eax\n cmovl %edi, %eax\n ret\n",
+}
+
+
 def make_upstream(root: Path) -> Dict[str, str]:
     """A git repository holding the vendored-dep fixture under `crates/vendored-dep`."""
     repo = root / "upstream"
     shutil.copytree("packages/fixtures/vendored-dep", repo / "crates" / "vendored-dep", ignore=shutil.ignore_patterns("BUILD"))
+    for name, text in C_UPSTREAM.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "vendored-dep")
@@ -84,6 +101,7 @@ def rule_runner(tmp_path_factory: pytest.TempPathFactory) -> RuleRunner:
             *archive.rules(),
             *system_binaries.rules(),
             QueryRule(BuiltPackage, [CargoPackageFieldSet]),
+            QueryRule(BuiltPackage, [CPackageFieldSet]),
             QueryRule(SourceCheckout, [SourceCheckoutRequest]),
             QueryRule(WrappedTarget, [WrappedTargetRequest]),
             QueryRule(RedoxToolchain, [RedoxToolchainRequest]),
@@ -128,6 +146,25 @@ redox_cargo_package(
     rustflags=["-Crelocation-model=static", "-Ctarget-feature=+crt-static"],
     entry="_start",
     install={"vendored-dep": "/usr/bin/vendored-dep"},
+)
+redox_c_package(
+    name="mlib",
+    sources=[],
+    source="3rdparty/test-sources:vdep",
+    source_subdir="mlib",
+    source_files=["src/*.c", "amd64/*.S", "!src/abs.c"],
+    include_dirs=["include", "../include"],
+    output_kind="static_lib",
+    cflags=["-fno-stack-protector", "-fPIC"],
+    install={"libmlib.a": "/usr/lib/libmlib.a"},
+)
+redox_c_package(
+    name="mlib-offline",
+    sources=[],
+    source="3rdparty/test-sources:gone",
+    source_files=["src/*.c"],
+    output_kind="static_lib",
+    install={"libmlib-offline.a": "/usr/lib/libmlib.a"},
 )
 redox_cargo_package(
     name="no-lock",
@@ -206,3 +243,22 @@ def test_source_without_cargo_lock_fails_with_one_clear_error(rule_runner: RuleR
         package(rule_runner, Address("packages/upstream", target_name="no-lock"), CargoPackageFieldSet)
     message = str(excinfo.value).split("PackageBuildError")[-1]
     assert "packages/upstream:no-lock: the source checkout has no Cargo.lock in crates" in message
+
+
+def test_c_package_from_source_checkout(rule_runner: RuleRunner) -> None:
+    built = package(rule_runner, Address("packages/upstream", target_name="mlib"), CPackageFieldSet)
+    relpath = "packages.upstream/mlib/usr/lib/libmlib.a"
+    assert [a.relpath for a in built.artifacts] == [relpath]
+    lib = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-mlib") / relpath
+    members = subprocess.run([LLVM_AR, "t", str(lib)], check=True, capture_output=True, text=True).stdout.split()
+    assert members == ["abs.o", "twice.o"]  # abs.o from amd64/abs.S (src/abs.c dropped)
+    symbols = subprocess.run([LLVM_NM, "--defined-only", str(lib)], check=True, capture_output=True, text=True).stdout
+    assert " T mlib_abs" in symbols and " T mlib_twice" in symbols, symbols
+
+
+def test_c_package_from_unreachable_source_fails_with_one_message(rule_runner: RuleRunner) -> None:
+    with pytest.raises(ExecutionError) as excinfo:
+        package(rule_runner, Address("packages/upstream", target_name="mlib-offline"), CPackageFieldSet)
+    message = str(excinfo.value)
+    assert "SourceUnavailable" in message and "3rdparty/test-sources:gone" in message and "127.0.0.1:9" in message
+    assert "PackageBuildError" not in message
