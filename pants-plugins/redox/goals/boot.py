@@ -7,6 +7,7 @@ the test's extra output: `dist/test/<address>/serial.log`, `screen-<milestone>.p
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, List
 
@@ -27,7 +28,8 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from redox.goals.disk_image import DiskImage, DiskImageRequest
-from redox.subsystems.boot import RedoxBootTestSubsystem
+from redox.goals.source import FallibleSourcesPreflight, SourcesPreflightRequest
+from redox.subsystems.boot import RedoxBootTestSubsystem, UnavailableSources
 from redox.subsystems.image import RedoxImageSubsystem
 from redox.target_types import (
     BootTestExpectExitField,
@@ -39,6 +41,8 @@ from redox.target_types import (
 )
 from redox.util_rules.redox_tools import RedoxToolProcess
 from redox.util_rules.references import parse_reference
+
+logger = logging.getLogger(__name__)
 
 # Everything the user may want to look at afterwards; copied to dist/test/<address>/.
 OUTPUT_DIR = "boot"
@@ -119,6 +123,15 @@ async def run_boot_test(
             field_set.image.value or "", relative_to=address.spec_path, origin=f"the `image` field of {address}"
         ),
     )
+    if subsystem.unavailable_sources == UnavailableSources.skip:
+        preflight = await Get(FallibleSourcesPreflight, SourcesPreflightRequest(image_address))
+        if preflight.error:
+            # Not run is not passed: Pants lists it as "no tests found", and this says why.
+            logger.warning(
+                f"{address}: not run, its image cannot be built here. {preflight.error}\n"
+                "([redox-boot-tests].unavailable_sources = \"fail\" makes this an error.)"
+            )
+            return TestResult.no_tests_found(address, test_subsystem.output)
     disk = await Get(DiskImage, DiskImageRequest(image_address, f"the `image` field of {address}"))
     timeout = field_set.timeout.calculate_from_global_options(test_subsystem) or 300
     # Where `./pants test` writes the extra output (see TestResult.extra_output).

@@ -166,8 +166,24 @@ class SourcesPreflight:
     count: int
 
 
+@dataclass(frozen=True)
+class FallibleSourcesPreflight:
+    count: int
+    error: str  # the whole message (every unreachable source + how to mirror), or ""
+
+
+@rule
+async def sources_preflight(request: SourcesPreflightRequest) -> SourcesPreflight:
+    result = await Get(FallibleSourcesPreflight, SourcesPreflightRequest, request)
+    if result.error:
+        raise SourceUnavailable(result.error)
+    return SourcesPreflight(result.count)
+
+
 @rule(desc="Fetch the sources an image needs", level=LogLevel.DEBUG)
-async def sources_preflight(request: SourcesPreflightRequest, subsystem: RedoxSourcesSubsystem) -> SourcesPreflight:
+async def fallible_sources_preflight(
+    request: SourcesPreflightRequest, subsystem: RedoxSourcesSubsystem
+) -> FallibleSourcesPreflight:
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([request.address]))
     sources = sorted(
         (t.address for t in transitive.closure if isinstance(t, RedoxSourceTarget)), key=lambda a: a.spec
@@ -179,13 +195,14 @@ async def sources_preflight(request: SourcesPreflightRequest, subsystem: RedoxSo
     if failed:
         listing = "\n".join(f"  - {r.pin} ({r.address}): {r.error}" for r in failed)
         mirrors = ", ".join(subsystem.mirror_dirs) or "none set"
-        raise SourceUnavailable(
+        return FallibleSourcesPreflight(
+            len(sources),
             f"{request.address}: {len(failed)} of {len(sources)} upstream sources could not be fetched:\n"
             f"{listing}\n"
             "To build offline, copy each checkout to <dir>/<name> (or a bare mirror to <dir>/<name>.git) and run "
-            f"with --redox-sources-mirror-dirs=\"['<dir>']\" (mirror dirs now: {mirrors})."
+            f"with --redox-sources-mirror-dirs=\"['<dir>']\" (mirror dirs now: {mirrors}).",
         )
-    return SourcesPreflight(len(sources))
+    return FallibleSourcesPreflight(len(sources), "")
 
 
 def rules():
