@@ -4,8 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
-from pants.engine.addresses import Address, AddressInput
-from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
@@ -24,13 +23,11 @@ from redox.target_types import (
     RedoxSysrootField,
     RedoxTargetTripleField,
 )
-from redox.goals.source import SourceCheckout, SourceCheckoutRequest
+from redox.goals.source import UPSTREAM_DIR, PackageSource, PackageSourceRequest
 from redox.goals.sysroot import SysrootInput, SysrootInputRequest
-from redox.util_rules.references import parse_reference
 from redox.util_rules.staged_tree import StagedTree, StagedTreeFieldSet, StagedTreePackageRequest
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest, ToolchainError
 
-UPSTREAM_DIR = "__upstream"
 
 
 @dataclass(frozen=True)
@@ -69,13 +66,11 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
     upstream_digest = EMPTY_DIGEST
     source_dir = None
     if field_set.source.value:
-        origin = f"the `source` field of {address}"
-        source_address = await Get(
-            Address, AddressInput, parse_reference(field_set.source.value, relative_to=address.spec_path, origin=origin)
+        upstream = await Get(
+            PackageSource, PackageSourceRequest(address, field_set.source.value, field_set.source_subdir.value or "")
         )
-        checkout = await Get(SourceCheckout, SourceCheckoutRequest(source_address, origin))
-        upstream_digest = await Get(Digest, AddPrefix(checkout.digest, UPSTREAM_DIR))
-        source_dir = "/".join(p for p in (UPSTREAM_DIR, (field_set.source_subdir.value or "").strip("/")) if p)
+        upstream_digest = upstream.digest
+        source_dir = upstream.root
     if "clang" not in toolchain.tools:
         raise ToolchainError(f"{address}: the toolchain has no clang (install clang-22)")
     spec = {

@@ -6,10 +6,9 @@ import json
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
-from pants.engine.addresses import Address, AddressInput
+from pants.engine.addresses import Address
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.fs import (
-    AddPrefix,
     CreateDigest,
     Digest,
     DigestSubset,
@@ -58,10 +57,9 @@ from redox.target_types import (
     RedoxTargetTripleField,
 )
 from redox.goals.sysroot import SysrootInput, SysrootInputRequest
-from redox.goals.source import SourceCheckout, SourceCheckoutRequest
+from redox.goals.source import UPSTREAM_DIR, PackageSource, PackageSourceRequest
 from redox.util_rules.package_build import PackageBuildError, PackageBuildRequest, failure_message
 from redox.util_rules.redox_tools import RedoxToolProcess
-from redox.util_rules.references import parse_reference
 from redox.util_rules.staged_tree import (
     StagedTree,
     StagedTreeFieldSet,
@@ -69,7 +67,6 @@ from redox.util_rules.staged_tree import (
 )
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
-UPSTREAM_DIR = "__upstream"
 CARGO_VENDOR_DIR = "__cargo_vendor"
 CARGO_HOME_DIR = "__cargo_home"
 
@@ -207,14 +204,11 @@ async def build_cargo_package(
     toolchain_request = RedoxToolchainRequest(triple, needs_rust_src=bool(field_set.build_std.value))
     vendor_dirs = [t.address.spec_path for t in vendor_targets]
     if field_set.source.value:
-        source_address = await Get(
-            Address,
-            AddressInput,
-            parse_reference(field_set.source.value, relative_to=address.spec_path, origin=f"the `source` field of {address}"),
+        upstream = await Get(
+            PackageSource, PackageSourceRequest(address, field_set.source.value, field_set.source_subdir.value or "")
         )
-        checkout = await Get(SourceCheckout, SourceCheckoutRequest(source_address, f"the `source` field of {address}"))
-        upstream_digest = await Get(Digest, AddPrefix(checkout.digest, UPSTREAM_DIR))
-        upstream_dir = "/".join(p for p in (UPSTREAM_DIR, (field_set.source_subdir.value or "").strip("/")) if p)
+        upstream_digest = upstream.digest
+        upstream_dir = upstream.root
         # The network step of the build: crates.io crates of the checkout's Cargo.lock.
         vendor_toolchain = await Get(RedoxToolchain, RedoxToolchainRequest, toolchain_request)
         cargo_vendor = await Get(

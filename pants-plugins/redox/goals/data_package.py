@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
-from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry, SymlinkEntry
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from redox.goals.source import SourceCheckout, SourceCheckoutRequest
+from redox.goals.source import PackageSource, PackageSourceRequest
 from redox.target_types import (
     CargoSourceField,
     CargoSourceSubdirField,
@@ -26,7 +25,6 @@ from redox.target_types import (
     DataSymlinksField,
 )
 from redox.util_rules.package_build import PackageBuildError
-from redox.util_rules.references import parse_reference
 from redox.util_rules.staged_tree import StagedTree, StagedTreeFieldSet, StagedTreePackageRequest
 
 GLOB_CHARS = "*?["
@@ -89,13 +87,11 @@ async def build_data_package(field_set: DataPackageFieldSet) -> StagedTree:
     if not field_set.install.value and not field_set.symlinks.value:
         raise PackageBuildError(f"{owner}: neither `install` nor `symlinks` is set, so the package would stage nothing")
     if field_set.source.value:
-        origin = f"the `source` field of {address}"
-        source_address = await Get(
-            Address, AddressInput, parse_reference(field_set.source.value, relative_to=address.spec_path, origin=origin)
+        upstream = await Get(
+            PackageSource, PackageSourceRequest(address, field_set.source.value, field_set.source_subdir.value or "")
         )
-        checkout = await Get(SourceCheckout, SourceCheckoutRequest(source_address, origin))
-        digest = checkout.digest
-        root = (field_set.source_subdir.value or "").strip("/")
+        digest = upstream.checkout.digest
+        root = upstream.subdir
     else:
         hydrated = await Get(HydratedSources, HydrateSourcesRequest(field_set.sources))
         digest = hydrated.snapshot.digest

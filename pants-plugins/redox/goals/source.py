@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import toml
-from pants.engine.addresses import Address
+from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import (
+    AddPrefix,
     CreateDigest,
     Digest,
     DigestContents,
@@ -30,8 +31,11 @@ from pants.util.logging import LogLevel
 from redox.subsystems.sources import RedoxSourcesSubsystem
 from redox.target_types import RedoxSourcePinField, RedoxSourceTarget
 from redox.util_rules.redox_tools import RedoxToolProcess
+from redox.util_rules.references import parse_reference
 
 OUT_DIR = "__source"
+# Where a package's checkout sits in its build sandbox.
+UPSTREAM_DIR = "__upstream"
 
 
 class SourceUnavailable(Exception):
@@ -152,6 +156,35 @@ async def source_checkout(request: SourceCheckoutRequest) -> SourceCheckout:
     if fallible.digest is None:
         raise SourceUnavailable(f"{request.address}: {fallible.error}")
     return SourceCheckout(request.address, fallible.pin, fallible.digest)
+
+
+@dataclass(frozen=True)
+class PackageSourceRequest:
+    """A package's `source` (+ `source_subdir`) fields: its verified checkout, for the build."""
+
+    owner: Address
+    source: str  # the field's value: a `redox_source` address
+    subdir: str = ""
+
+
+@dataclass(frozen=True)
+class PackageSource:
+    checkout: SourceCheckout
+    digest: Digest  # the checkout under UPSTREAM_DIR
+    root: str  # UPSTREAM_DIR[/subdir]: where the package's files are in the sandbox
+    subdir: str  # the subdir alone ("" for the checkout's root)
+
+
+@rule
+async def package_source(request: PackageSourceRequest) -> PackageSource:
+    origin = f"the `source` field of {request.owner}"
+    address = await Get(
+        Address, AddressInput, parse_reference(request.source, relative_to=request.owner.spec_path, origin=origin)
+    )
+    checkout = await Get(SourceCheckout, SourceCheckoutRequest(address, origin))
+    digest = await Get(Digest, AddPrefix(checkout.digest, UPSTREAM_DIR))
+    subdir = request.subdir.strip("/")
+    return PackageSource(checkout, digest, "/".join(p for p in (UPSTREAM_DIR, subdir) if p), subdir)
 
 
 @dataclass(frozen=True)

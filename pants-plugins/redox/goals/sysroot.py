@@ -19,7 +19,7 @@ from pants.engine.target import HydratedSources, HydrateSourcesRequest, WrappedT
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from redox.goals.source import SourceCheckout, SourceCheckoutRequest
+from redox.goals.source import PackageSource, PackageSourceRequest
 from redox.subsystems.toolchain import RedoxToolchainSubsystem
 from redox.target_types import (
     REDOX_TRIPLE,
@@ -50,7 +50,6 @@ from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
 CRT_KEYS = ("crt0", "crti", "crtn")
 INPUTS_DIR = "__inputs"
-UPSTREAM_DIR = "__upstream"
 SYSROOT_DIR = "__sysroot"
 
 
@@ -107,14 +106,11 @@ async def build_sysroot(field_set: SysrootFieldSet, toolchain_subsystem: RedoxTo
     paths = {value: f"{INPUTS_DIR}/{i}/{r.path}" for i, ((_, value), r) in enumerate(zip(refs, resolved))}
 
     if field_set.source.value:
-        source_address = await Get(
-            Address,
-            AddressInput,
-            parse_reference(field_set.source.value, relative_to=address.spec_path, origin=f"the `source` field of {address}"),
+        upstream = await Get(
+            PackageSource, PackageSourceRequest(address, field_set.source.value, field_set.source_subdir.value or "")
         )
-        checkout = await Get(SourceCheckout, SourceCheckoutRequest(source_address, f"the `source` field of {address}"))
-        own = await Get(Digest, AddPrefix(checkout.digest, UPSTREAM_DIR))
-        src_dir = "/".join(p for p in (UPSTREAM_DIR, (field_set.source_subdir.value or "").strip("/")) if p)
+        own = upstream.digest
+        src_dir = upstream.root
     else:
         sources = await Get(HydratedSources, HydrateSourcesRequest(field_set.sources))
         own = sources.snapshot.digest
