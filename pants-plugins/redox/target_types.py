@@ -768,6 +768,22 @@ class BootTestScreenChecksField(StringSequenceField):
     )
 
 
+SERIAL_REPLIES_HELP = """
+        Ordered answers typed on the serial console, each `"PATTERN=>REPLY"`: once PATTERN (a regex
+        on the serial text with terminal escapes removed) appears, after the previous reply's
+        match, REPLY is sent once. REPLY takes escapes `\\r` `\\n` `\\t` `\\e` `\\xHH` (split at
+        the last `=>`). A preset name stands for its entries: `"redox-bootloader-menu"` =
+        `"Press e to edit boot environment=>\\r"`, the Enter the Redox UEFI bootloader's
+        video-mode menu waits for (forever) whenever a display exists (disk-image.md §10).
+        Needs QEMU (its serial console goes through two FIFOs; the log is kept).
+"""
+
+
+class BootTestSerialRepliesField(StringSequenceField):
+    alias = "serial_replies"
+    help = help_text(SERIAL_REPLIES_HELP)
+
+
 class RedoxBootTestTarget(Target):
     alias = "redox_boot_test"
     core_fields = (
@@ -778,6 +794,7 @@ class RedoxBootTestTarget(Target):
         BootTestExpectExitField,
         BootTestMemoryField,
         BootTestScreenChecksField,
+        BootTestSerialRepliesField,
         TestTimeoutField,
     )
     help = help_text(

@@ -38,6 +38,7 @@ from redox.target_types import (
     BootTestMemoryField,
     BootTestMilestonesField,
     BootTestScreenChecksField,
+    BootTestSerialRepliesField,
 )
 from redox.util_rules.redox_tools import RedoxToolProcess
 from redox.util_rules.references import parse_reference
@@ -59,6 +60,7 @@ class BootTestFieldSet(TestFieldSet):
     expect_exit: BootTestExpectExitField
     memory_mib: BootTestMemoryField
     screen_checks: BootTestScreenChecksField
+    serial_replies: BootTestSerialRepliesField
     timeout: TestTimeoutField
 
 
@@ -101,6 +103,8 @@ def boottest_args(
         args += ["--expect-exit", str(field_set.expect_exit.value)]
     for c in field_set.screen_checks.value or ():
         args += ["--screen-check", c]
+    for r in field_set.serial_replies.value or ():
+        args += ["--serial-reply", r]
     if output_dir_shown:
         args += ["--display-dir", output_dir_shown]
     return args

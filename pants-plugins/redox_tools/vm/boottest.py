@@ -10,6 +10,10 @@
   QMP, `screendump` writes `<screendump_dir>/screen-M.ppm` (+ a PNG copy), the VM resumes and
   every check named for M runs; a failing check fails the test with what was seen and the
   screendump's path. The VM needs a display device (`VmSpec.headless_display`).
+* Serial replies (`serial.py`, disk-image.md §10): with `serial_pipe`, the harness creates
+  the FIFOs `<serial_pipe>.in`/`.out` before the VM starts and QEMU's serial console uses them
+  (still logging to `serial_log`); each reply is typed once its pattern appears in the log,
+  in order, once.
 * Progress lines `[  3.2s] reached: <name>` go to `progress` (stderr from the CLI).
 * The VM (its process group) is always killed at the end, on timeout and on Ctrl-C.
 """
@@ -27,7 +31,15 @@ from redox_tools.vm.control import ControlError, NoVmError, QmpControl
 from redox_tools.vm.process import VmProcess
 from redox_tools.vm.qemu import DEBUG_EXIT_FAILURE, DEBUG_EXIT_SUCCESS
 from redox_tools.vm.screen import CheckResult, ScreenCheck, ScreenError, read_ppm, run_checks, save_png
-from redox_tools.vm.serial import LogFollower, Milestone, MilestoneTracker
+from redox_tools.vm.serial import (
+    LogFollower,
+    Milestone,
+    MilestoneTracker,
+    ReplyTracker,
+    SerialReply,
+    SerialPipe,
+    show_bytes,
+)
 
 BAD_QMP_STATUSES = ("internal-error", "guest-panicked")
 POLL_INTERVAL = 0.05
@@ -98,6 +110,8 @@ def run_boottest(
     screen_checks: Sequence[ScreenCheck] = (),
     screendump_dir: Optional[str] = None,
     display_dir: Optional[str] = None,
+    serial_replies: Sequence[SerialReply] = (),
+    serial_pipe: Optional[str] = None,
 ) -> BootResult:
     """Start `argv` (a VM writing its serial console to `serial_log`) and judge the boot.
 
@@ -108,11 +122,15 @@ def run_boottest(
     validate_screen_checks(screen_checks, milestones)
     if screen_checks and not qmp_socket:
         raise ScreenError("screen checks need QEMU's QMP socket (screendump)")
+    if serial_replies and not serial_pipe:
+        raise ValueError("serial replies need the VM's serial console on a pipe (serial_pipe)")
     dump_dir = screendump_dir or os.path.dirname(os.path.abspath(serial_log))
     screens: List[str] = []
     check_results: List[CheckResult] = []
     tracker = MilestoneTracker(milestones, failures)
+    replier = ReplyTracker(serial_replies)
     follower = LogFollower(serial_log)
+    console = SerialPipe(serial_pipe) if serial_pipe else None
     vm = VmProcess(argv, stderr_path=stderr_path)
     qmp: Optional[QmpControl] = None
     reached: List[Tuple[str, float]] = []
@@ -199,7 +217,14 @@ def run_boottest(
         while True:
             now = time.monotonic()
             exit_code = vm.poll()
+            if console is not None:
+                console.poll()  # drain the guest's output (the log file has it all)
             follower.read_new()  # after poll(): an exited VM's last output is read
+            for r in replier.due(follower.text):
+                t = time.monotonic() - start
+                assert console is not None
+                console.send(r.reply)
+                say(f"[{t:6.1f}s] replied '{show_bytes(r.reply)}' to /{r.pattern.pattern}/")
             for m in tracker.advance(follower.text):
                 t = time.monotonic() - start
                 reached.append((m.name, t))
@@ -266,3 +291,5 @@ def run_boottest(
         if exit_code is None:
             exit_code = code
         follower.close()
+        if console is not None:
+            console.close()

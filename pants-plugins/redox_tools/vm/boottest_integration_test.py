@@ -16,7 +16,7 @@ from redox_tools.vm.boottest import run_boottest
 from redox_tools.vm.config import VmSpec
 from redox_tools.vm.detect import real_kvm
 from redox_tools.vm.qemu import prepare_qemu_files, qemu_argv
-from redox_tools.vm.serial import Milestone, redox_failures
+from redox_tools.vm.serial import Milestone, parse_replies, redox_failures
 from redox_tools.vm.testutil import HAVE_QEMU, pids_mentioning
 
 pytestmark = pytest.mark.skipif(not HAVE_QEMU, reason="qemu-system-x86_64/qemu-img/OVMF not installed")
@@ -98,3 +98,28 @@ def test_qmp_internal_error_fails_early(work):
     assert not res.passed and res.elapsed < 10
     assert "QMP status 'internal-error'" in res.message
     assert "KVM internal error" in res.message  # hypervisor stderr is included
+
+
+def test_serial_replies_type_on_the_console_in_order(work):
+    # OVMF with an empty disk ends in its built-in UEFI shell. Two ordered replies, each after
+    # a `Shell> ` prompt that follows the previous one: the variable's value only appears when
+    # both were typed, in order, through the FIFO serial console (the log file stays complete).
+    d, img = work
+    spec = VmSpec(image=img, work_dir=os.path.join(d, "w"), cpus=1, memory_mib=256,
+                  serial_pipe=os.path.join(d, "w", "serial"))
+    prepare_qemu_files(spec)
+    lines = []
+    res = run_boottest(
+        qemu_argv(spec, "tcg"), spec.serial_log_path,
+        [Milestone("shell", re.compile("Shell> "), 40), Milestone("typed", re.compile("FOO=PANTS42"), 20)],
+        timeout=60, qmp_socket=spec.control_socket_path, progress=lines.append,
+        serial_replies=parse_replies([r"Shell> =>set FOO PANTS42\r", r"Shell> =>echo FOO=%FOO%\r"]),
+        serial_pipe=spec.serial_pipe,
+    )
+    assert res.passed, res.message
+    replied = [ln for ln in lines if "replied" in ln]
+    assert len(replied) == 2 and "replied 'set FOO PANTS42\\r'" in replied[0], lines
+    with open(spec.serial_log_path, "rb") as f:
+        log = f.read()
+    assert b"UEFI Interactive Shell" in log and b"FOO=PANTS42" in log
+    assert not os.path.exists(spec.serial_pipe + ".in")  # the harness removed its FIFOs

@@ -31,7 +31,13 @@ from redox_tools.vm.detect import Choice, choose_hypervisor, find_cloud_hypervis
 from redox_tools.vm.process import VmProcess
 from redox_tools.vm.qemu import DEBUG_EXIT_FAILURE, DEBUG_EXIT_SUCCESS, prepare_qemu_files, qemu_argv
 from redox_tools.vm.screen import parse_check
-from redox_tools.vm.serial import compile_pattern, parse_milestone, redox_failures, redox_milestones
+from redox_tools.vm.serial import (
+    compile_pattern,
+    parse_milestone,
+    parse_replies,
+    redox_failures,
+    redox_milestones,
+)
 
 DEFAULT_RUN_DIR = ".redox-vm"
 
@@ -137,11 +143,13 @@ def cmd_boottest(a: argparse.Namespace) -> int:
         raise VmConfigError("--timeout must be positive")
     screen_checks = [parse_check(c) for c in a.screen_check]
     validate_screen_checks(screen_checks, milestones)
+    replies = parse_replies(a.serial_reply)
     temp = a.work_dir is None
     work_dir = a.work_dir or tempfile.mkdtemp(prefix="redox-boottest-")
     spec = _spec_from_args(
         a, work_dir, debug_exit=a.expect_exit is not None,
         headless_display=bool(screen_checks) or a.headless_display,
+        serial_pipe=os.path.join(work_dir, "serial") if replies else None,
     )
     why = qemu_only_reason(spec)
     if a.expect_exit is not None:
@@ -164,6 +172,8 @@ def cmd_boottest(a: argparse.Namespace) -> int:
         screen_checks=screen_checks,
         screendump_dir=a.screendump_dir,
         display_dir=a.display_dir,
+        serial_replies=replies,
+        serial_pipe=spec.serial_pipe,
     )
     if res.passed:
         print(f"boot test {res.message} in {res.elapsed:.1f}s")
@@ -222,6 +232,7 @@ def qemu_only_reason(spec: VmSpec) -> Optional[str]:
         (spec.graphical, "a graphical display (--graphical)"),
         (spec.headless_display, "a display device (--headless-display)"),
         (spec.network == "user", "user-mode networking (--net user / --forward)"),
+        (bool(spec.serial_pipe), "answering serial prompts (--serial-reply)"),
     ):
         if on:
             return f"{what} needs QEMU"
@@ -310,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where screen-<milestone>.ppm/.png go (default: the serial log's directory)")
     b.add_argument("--display-dir", default=None,
                    help="name the screendumps under this directory in messages (where they get copied)")
+    b.add_argument("--serial-reply", action="append", default=[],
+                   metavar="PATTERN=>REPLY | PRESET",
+                   help="type REPLY (escapes \\r \\n \\t \\e \\xHH) on the serial console once PATTERN "
+                        "appears, in order, each once; presets: redox-bootloader-menu "
+                        "(Enter at the bootloader's video-mode menu)")
     b.add_argument("--keep-work-dir", action="store_true")
     b.set_defaults(func=cmd_boottest)
 

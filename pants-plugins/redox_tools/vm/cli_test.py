@@ -39,6 +39,8 @@ def img(tmp_path):
     (["--milestone", "a=x", "--screen-check", "a: sparkly"], {}, ["unknown check 'sparkly'"]),
     (["--milestone", "a=x", "--screen-check", "b: not-blank", "--hypervisor", "qemu"], {},
      ["no milestone named 'b'", "milestones: a"]),
+    (["--milestone", "a=x", "--serial-reply", "Press e"], {}, ["expected PATTERN=>REPLY", "redox-bootloader-menu"]),
+    (["--milestone", "a=x", "--serial-reply", r"x=>\q"], {}, ["unknown escape \\q"]),
 ])
 def test_boottest_bad_input(args, env, words, img, monkeypatch, capsys, tmp_path):
     if args[-2:] == ["--forward", "22"]:
@@ -87,6 +89,7 @@ def test_qemu_only_reason(tmp_path):
     assert "isa-debug-exit" in cli.qemu_only_reason(VmSpec(image="x", work_dir="w", debug_exit=True))
     assert "user-mode" in cli.qemu_only_reason(VmSpec(image="x", work_dir="w", network="user"))
     assert "display device" in cli.qemu_only_reason(VmSpec(image="x", work_dir="w", headless_display=True))
+    assert "--serial-reply" in cli.qemu_only_reason(VmSpec(image="x", work_dir="w", serial_pipe="w/serial"))
 
 
 def test_argv_headless_display(img, monkeypatch, capsys):

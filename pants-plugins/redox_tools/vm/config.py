@@ -55,6 +55,9 @@ class VmSpec:
     # GOP framebuffer (Redox's graphical drivers run) and QMP `screendump` can read it.
     headless_display: bool = False
     serial_stdio: bool = False  # interactive: serial on the terminal (log still kept)
+    # FIFOs `<serial_pipe>.in`/`.out` the harness created: QEMU's serial console uses them
+    # (logging to `serial_log_path` all the same) so the harness can type (serial replies).
+    serial_pipe: Optional[str] = None
     network: str = "none"
     tap_name: Optional[str] = None
     nic_model: str = "e1000"  # QEMU NIC; Redox drives e1000, rtl8139/8168 and virtio-net
@@ -104,6 +107,8 @@ class VmSpec:
                     raise VmConfigError(f"forward {host}:{guest}: {what} port must be 1..65535")
         if self.image_format not in ("raw", "qcow2"):
             raise VmConfigError(f"image format must be raw or qcow2, got {self.image_format!r}")
+        if self.serial_pipe and self.serial_stdio:
+            raise VmConfigError("the serial console is either on the terminal or on a pipe, not both")
         sock = self.control_socket_path
         if len(os.fsencode(sock)) > UNIX_PATH_MAX:
             raise VmConfigError(

@@ -70,10 +70,14 @@ def qemu_argv(spec: VmSpec, accel: str = "tcg", binary: str = QEMU_BINARY) -> Li
         argv += ["-vga", "std", "-display", "none"]
     else:
         argv += ["-vga", "none", "-display", "none"]
-    # Serial: always logged to a file; on the terminal as well when interactive.
+    # Serial: always logged to a file; on the terminal as well when interactive; or on the
+    # harness's FIFOs `<serial_pipe>.in`/`.out` (created before QEMU starts) so the harness can
+    # answer prompts (serial replies, disk-image.md §10).
     log = spec.serial_log_path
     if spec.serial_stdio:
         argv += ["-chardev", f"stdio,id=ser0,signal=on,logfile={_q(log)},logappend=off"]
+    elif spec.serial_pipe:
+        argv += ["-chardev", f"pipe,id=ser0,path={_q(spec.serial_pipe)},logfile={_q(log)},logappend=off"]
     else:
         argv += ["-chardev", f"file,id=ser0,path={_q(log)}"]
     argv += ["-serial", "chardev:ser0", "-monitor", "none"]

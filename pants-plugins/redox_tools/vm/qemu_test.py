@@ -155,3 +155,13 @@ def test_prepare_makes_overlay_over_read_only_image(tmp_path):
 def test_prepare_reports_missing_image(tmp_path):
     with pytest.raises(VmConfigError, match="does not exist"):
         prepare_qemu_files(VmSpec(image=str(tmp_path / "none.img"), work_dir=str(tmp_path)))
+
+
+def test_serial_pipe_keeps_the_log():
+    argv = qemu_argv(spec(serial_pipe="/tmp/vm1/serial"), "tcg")
+    assert opt_values(argv, "-chardev") == [
+        "pipe,id=ser0,path=/tmp/vm1/serial,logfile=/tmp/vm1/serial.log,logappend=off"
+    ]
+    assert opt_values(argv, "-serial") == ["chardev:ser0"]
+    with pytest.raises(VmConfigError, match="terminal or on a pipe"):
+        qemu_argv(spec(serial_pipe="/tmp/vm1/serial", serial_stdio=True), "tcg")

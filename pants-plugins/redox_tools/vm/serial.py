@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import os
 import re
 from dataclasses import dataclass
 from typing import List, Optional, Pattern, Sequence, Tuple
@@ -219,3 +220,165 @@ def redox_milestones(timeouts: Optional[Sequence[Optional[float]]] = None) -> Li
     ts = list(timeouts) if timeouts else [None] * len(REDOX_MILESTONES)
     return [Milestone(n, re.compile(p), t) for (n, p), t in zip(REDOX_MILESTONES, ts)]
 
+
+
+# --- Replies typed on the serial console (disk-image.md §10) -----------------------------
+# `PATTERN=>REPLY`: once PATTERN (a regex on the cleaned text) appears, REPLY is sent to the
+# guest's serial console. Replies are ordered: each one's pattern is searched after the
+# previous reply's match, and each is sent once. REPLY takes escapes (`\r`, `\n`, `\t`, `\e`,
+# `\\`, `\xHH`); the entry is split at the LAST `=>` (a reply never needs one).
+
+REDOX_BOOTLOADER_MENU_PROMPT = r"Press e to edit boot environment"
+# The Redox UEFI bootloader's video-mode menu waits, with no timeout, whenever a GOP display
+# exists; Enter (CR) picks the preselected mode. Sent only after the prompt (§10).
+REPLY_PRESETS = {
+    "redox-bootloader-menu": (REDOX_BOOTLOADER_MENU_PROMPT + r"=>\r",),
+}
+
+
+class SerialReplyError(ToolError):
+    """A serial reply spec that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class SerialReply:
+    label: str  # the spec as written (preset entries: the expanded one)
+    pattern: Pattern[str]
+    reply: bytes
+
+
+_REPLY_ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "e": b"\x1b", "\\": b"\\", "0": b"\x00"}
+_REPLY_ESCAPE_RE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)", re.DOTALL)
+
+
+def decode_reply(text: str, label: str = "") -> bytes:
+    """The bytes of a REPLY: UTF-8 text with `\\r`, `\\n`, `\\t`, `\\e`, `\\0`, `\\\\`, `\\xHH`."""
+    out = bytearray()
+    pos = 0
+    for m in _REPLY_ESCAPE_RE.finditer(text):
+        out += text[pos: m.start()].encode("utf-8")
+        esc = m.group(1)
+        if esc.startswith("x") and len(esc) == 3:
+            out.append(int(esc[1:], 16))
+        elif esc in _REPLY_ESCAPES:
+            out += _REPLY_ESCAPES[esc]
+        else:
+            raise SerialReplyError(
+                f"serial reply {label or text!r}: unknown escape \\{esc} "
+                "(use \\r \\n \\t \\e \\0 \\\\ \\xHH)"
+            )
+        pos = m.end()
+    if text.endswith("\\") and pos < len(text):
+        raise SerialReplyError(f"serial reply {label or text!r}: dangling backslash")
+    out += text[pos:].encode("utf-8")
+    return bytes(out)
+
+
+def parse_reply(text: str) -> SerialReply:
+    """`PATTERN=>REPLY`, e.g. `Press e to edit boot environment=>\\r`."""
+    pattern, sep, reply = text.rpartition("=>")
+    if not sep or not pattern:
+        presets = ", ".join(sorted(REPLY_PRESETS))
+        raise SerialReplyError(f"serial reply {text!r}: expected PATTERN=>REPLY or a preset ({presets})")
+    data = decode_reply(reply, text)
+    if not data:
+        raise SerialReplyError(f"serial reply {text!r}: empty reply")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as e:
+        raise SerialReplyError(f"serial reply {text!r}: bad regex {pattern!r}: {e}") from None
+    return SerialReply(text, compiled, data)
+
+
+def parse_replies(specs: Sequence[str]) -> List[SerialReply]:
+    """Entries in order; a preset name expands in place to its entries."""
+    out: List[SerialReply] = []
+    for spec in specs:
+        if spec.strip() in REPLY_PRESETS:
+            out += [parse_reply(s) for s in REPLY_PRESETS[spec.strip()]]
+        else:
+            out.append(parse_reply(spec))
+    return out
+
+
+def show_bytes(data: bytes) -> str:
+    """`b'\\r'` -> `\\r`: how a reply is shown in progress lines."""
+    return repr(data)[2:-1]
+
+
+class ReplyTracker:
+    """Which replies are due: the next one in order whose pattern appeared after the
+    previous reply's match. Each is returned once."""
+
+    def __init__(self, replies: Sequence[SerialReply]) -> None:
+        self.replies = list(replies)
+        self.index = 0
+        self._pos = 0
+
+    @property
+    def done(self) -> bool:
+        return self.index >= len(self.replies)
+
+    def due(self, text: str) -> List[SerialReply]:
+        out = []
+        while not self.done:
+            m = self.replies[self.index].pattern.search(text, self._pos)
+            if not m:
+                break
+            out.append(self.replies[self.index])
+            self._pos = m.end()
+            self.index += 1
+        return out
+
+
+class SerialPipe:
+    """The harness end of a VM's serial console: two FIFOs, `<base>.in` (typed to the guest)
+    and `<base>.out` (what the guest writes), as QEMU's `-chardev pipe,path=<base>` opens them
+    (with `logfile=<serial log>`, so the log file is written as before).
+
+    Why FIFOs and not a unix socket: the guest's UART sends one byte per write; a stream socket
+    charges each write a whole buffer, fills after a few hundred bytes, and QEMU then drops
+    bytes (seen here: a mangled log). A FIFO merges small writes (64 KiB), far more than the
+    guest prints between two polls. What the guest writes is drained and dropped here (the log
+    file has it; `LogFollower` reads that); `send` types on the console."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.paths = (base + ".in", base + ".out")
+        for path in self.paths:
+            if os.path.lexists(path):
+                os.unlink(path)
+            os.mkfifo(path, 0o600)
+        # O_RDWR: opening a FIFO never blocks and never sees EOF while QEMU comes and goes.
+        self._in = os.open(self.paths[0], os.O_RDWR | os.O_NONBLOCK)
+        self._out = os.open(self.paths[1], os.O_RDWR | os.O_NONBLOCK)
+        self._pending = b""
+
+    def poll(self) -> None:
+        """Drain the guest's output, flush pending input. Never blocks."""
+        while True:
+            try:
+                if not os.read(self._out, 65536):
+                    break
+            except (BlockingIOError, InterruptedError):
+                break
+        while self._pending:
+            try:
+                n = os.write(self._in, self._pending)
+            except (BlockingIOError, InterruptedError):
+                return
+            self._pending = self._pending[n:]
+
+    def send(self, data: bytes) -> None:
+        """Type `data` on the guest's console (queued if the FIFO is full)."""
+        self._pending += data
+        self.poll()
+
+    def close(self) -> None:
+        for fd in (self._in, self._out):
+            os.close(fd)
+        for path in self.paths:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -11,7 +12,14 @@ from redox_tools.vm.serial import (
     Milestone,
     MilestoneError,
     MilestoneTracker,
+    REPLY_PRESETS,
+    ReplyTracker,
+    SerialPipe,
+    SerialReplyError,
+    decode_reply,
     parse_milestone,
+    parse_replies,
+    parse_reply,
     redox_failures,
     redox_milestones,
     strip_ansi,
@@ -112,3 +120,90 @@ def test_log_follower(tmp_path):
     assert f.text == "hello\nworld\n"
     f.close()
     assert tail_text("a\nb\nc\n\n", lines=2) == "b\nc"
+
+
+# --- serial replies ---------------------------------------------------------------------
+
+
+def test_decode_reply_escapes():
+    assert decode_reply(r"\r") == b"\r"
+    assert decode_reply(r"root\n") == b"root\n"
+    assert decode_reply(r"a\tb\e[6n\x7f\0\\") == b"a\tb\x1b[6n\x7f\x00\\"
+    assert decode_reply("é") == "é".encode()
+    with pytest.raises(SerialReplyError, match="unknown escape"):
+        decode_reply(r"\q")
+    with pytest.raises(SerialReplyError, match="dangling backslash"):
+        decode_reply("abc\\")
+
+
+def test_parse_reply_splits_at_last_arrow():
+    r = parse_reply(r"Press e to edit boot environment=>\r")
+    assert r.pattern.pattern == "Press e to edit boot environment" and r.reply == b"\r"
+    r = parse_reply(r"a(?=>)b=>x")  # a lookahead for ">" keeps its `=>`
+    assert r.pattern.pattern == "a(?=>)b" and r.reply == b"x"
+    for bad, why in (("no arrow", "expected PATTERN=>REPLY"), ("=>\\r", "expected"),
+                     ("x=>", "empty reply"), ("(=>\\r", "bad regex")):
+        with pytest.raises(SerialReplyError, match=re.escape(why)):
+            parse_reply(bad)
+
+
+def test_preset_expands_in_place():
+    rs = parse_replies(["a=>1", "redox-bootloader-menu", "b=>2"])
+    assert [r.reply for r in rs] == [b"1", b"\r", b"2"]
+    assert rs[1].pattern.pattern == "Press e to edit boot environment"
+    assert rs[1].label == REPLY_PRESETS["redox-bootloader-menu"][0]
+    with pytest.raises(SerialReplyError, match="redox-bootloader-menu"):
+        parse_replies(["redox-bootloader-manu"])  # a typo is not silently a pattern
+
+
+def test_replies_are_ordered_and_sent_once():
+    t = ReplyTracker(parse_replies(["login:=>root\\n", "Password:=>pw\\n", "login:=>again\\n"]))
+    assert t.due("Password: ") == []  # the first one gates the rest
+    text = "Password: \nredox login: "
+    assert [r.reply for r in t.due(text)] == [b"root\n"]
+    assert t.due(text) == []  # once
+    text += "root\nPassword: "
+    assert [r.reply for r in t.due(text)] == [b"pw\n"]
+    # the third needs a `login:` after the Password match, not the old one
+    assert t.due(text) == [] and not t.done
+    text += "\nLogin incorrect\nredox login: "
+    assert [r.reply for r in t.due(text)] == [b"again\n"] and t.done
+
+
+def test_several_replies_due_in_one_read():
+    t = ReplyTracker(parse_replies(["A=>1", "B=>2", "C=>3"]))
+    assert [r.reply for r in t.due("xA B")] == [b"1", b"2"]
+    assert [r.reply for r in t.due("xA B C")] == [b"3"]
+
+
+def test_bootloader_prompt_matches_cleaned_ovmf_text():
+    raw = (b"RedoxFS 1234: 61 MiB\r\n\r\nOutput 0, best resolution: 1280x800\r\n"
+           b"Arrow keys and enter select mode\r\nPress l to  enable live mode\r\n"
+           b"\x1b[1mPress e to edit boot \x1b[0menvironment\r\n")
+    s = AnsiStripper()
+    t = ReplyTracker(parse_replies(["redox-bootloader-menu"]))
+    text = s.feed(raw[:70])
+    assert t.due(text) == []
+    text += s.feed(raw[70:])
+    assert [r.reply for r in t.due(text)] == [b"\r"]
+
+
+def test_serial_pipe_round_trip(tmp_path):
+    base = str(tmp_path / "serial")
+    pipe = SerialPipe(base)
+    try:
+        # QEMU's side: it opens both O_RDWR, reads <base>.in, writes <base>.out.
+        fin = os.open(base + ".in", os.O_RDWR | os.O_NONBLOCK)
+        fout = os.open(base + ".out", os.O_RDWR | os.O_NONBLOCK)
+        for _ in range(100_000):  # a chatty guest, one byte per write: never blocks QEMU
+            os.write(fout, b"x")
+            if _ % 20_000 == 0:
+                pipe.poll()
+        pipe.poll()
+        pipe.send(b"\r")
+        assert os.read(fin, 16) == b"\r"
+        os.close(fin)
+        os.close(fout)
+    finally:
+        pipe.close()
+    assert not os.path.exists(base + ".in") and not os.path.exists(base + ".out")
