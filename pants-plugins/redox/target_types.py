@@ -919,6 +919,18 @@ class RedoxVmExtraArgsField(StringSequenceField):
     help = "Arguments appended to the hypervisor's command line as they are."
 
 
+class RedoxVmSerialRepliesField(StringSequenceField):
+    alias = "serial_replies"
+    help = help_text(
+        SERIAL_REPLIES_HELP
+        + """
+        For a runner the terminal stays the serial console (keys go to the guest, Ctrl-C stops
+        it); the replies are typed as well, e.g. Enter at the bootloader menu of a VM whose
+        display nobody sees (`headless_display`).
+"""
+    )
+
+
 class RedoxVmTarget(Target):
     alias = "redox_vm"
     core_fields = (
@@ -934,6 +946,7 @@ class RedoxVmTarget(Target):
         RedoxVmForwardsField,
         RedoxVmDevModeField,
         RedoxVmDebugExitField,
+        RedoxVmSerialRepliesField,
         RedoxVmExtraArgsField,
     )
     help = help_text(

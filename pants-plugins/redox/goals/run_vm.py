@@ -51,6 +51,7 @@ from redox.target_types import (
     RedoxVmImageField,
     RedoxVmMemoryField,
     RedoxVmNetworkField,
+    RedoxVmSerialRepliesField,
     RedoxVmTapField,
 )
 from redox.util_rules.redox_tools import RedoxToolsVenv, RedoxToolsVenvRequest
@@ -91,6 +92,7 @@ class VmSettings:
     dev_mode: bool = False
     debug_exit: bool = False
     extra_args: Tuple[str, ...] = ()
+    serial_replies: Tuple[str, ...] = ()
 
     @property
     def address_spec(self) -> str:
@@ -169,6 +171,7 @@ def vm_run_args(
                 ("graphical", vm.graphical),
                 ("headless_display", vm.headless_display),
                 ("forwards", bool(forwards)),
+                ("serial_replies", bool(vm.serial_replies)),
             )
             if on
         ]
@@ -207,6 +210,8 @@ def vm_run_args(
         args.append("--headless-display")
     if vm.debug_exit:
         args.append("--debug-exit")
+    for r in vm.serial_replies:
+        args.append(f"--serial-reply={r}")  # `=` form: a reply pattern may start with `-`
     # `=` form: the values start with `-`.
     args += [f"--extra-arg={a}" for a in vm.extra_args]
     return args
@@ -237,6 +242,7 @@ class RedoxVmFieldSet(RunFieldSet):
     dev_mode: RedoxVmDevModeField
     debug_exit: RedoxVmDebugExitField
     extra_args: RedoxVmExtraArgsField
+    serial_replies: RedoxVmSerialRepliesField
 
     def settings(self) -> VmSettings:
         return VmSettings(
@@ -253,6 +259,7 @@ class RedoxVmFieldSet(RunFieldSet):
             dev_mode=self.dev_mode.value,
             debug_exit=self.debug_exit.value,
             extra_args=tuple(self.extra_args.value or ()),
+            serial_replies=tuple(self.serial_replies.value or ()),
         )
 
 

@@ -116,6 +116,18 @@ def test_headless_display() -> None:
         args_for(VmSettings("r", "v", hypervisor="cloud-hypervisor", headless_display=True))
 
 
+def test_serial_replies_are_passed_in_order() -> None:
+    args = args_for(VmSettings("r", "v", headless_display=True,
+                               serial_replies=("redox-bootloader-menu", r"-x=>\r")))
+    assert [a for a in args if a.startswith("--serial-reply")] == [
+        "--serial-reply=redox-bootloader-menu",
+        r"--serial-reply=-x=>\r",
+    ]
+    assert not any(a.startswith("--serial-reply") for a in args_for(VmSettings("r", "v")))
+    with pytest.raises(VmRunnerError, match="Cloud Hypervisor has no serial_replies"):
+        args_for(VmSettings("r", "v", hypervisor="cloud-hypervisor", serial_replies=("a=>b",)))
+
+
 def test_host_network_args() -> None:
     from redox.goals.run_vm import host_network_args
 

@@ -27,11 +27,13 @@ from redox_tools.vm.config import (
     parse_forward,
     parse_memory_mib,
 )
+from redox_tools.vm.console import run_console
 from redox_tools.vm.detect import Choice, choose_hypervisor, find_cloud_hypervisor, real_kvm
 from redox_tools.vm.process import VmProcess
 from redox_tools.vm.qemu import DEBUG_EXIT_FAILURE, DEBUG_EXIT_SUCCESS, prepare_qemu_files, qemu_argv
 from redox_tools.vm.screen import parse_check
 from redox_tools.vm.serial import (
+    SerialPipe,
     compile_pattern,
     parse_milestone,
     parse_replies,
@@ -190,9 +192,11 @@ def cmd_boottest(a: argparse.Namespace) -> int:
 def cmd_run(a: argparse.Namespace) -> int:
     _sigterm_to_interrupt()
     work_dir = a.work_dir or DEFAULT_RUN_DIR
+    replies = parse_replies(a.serial_reply)
     spec = _spec_from_args(
-        a, work_dir, graphical=a.graphical, serial_stdio=True, debug_exit=a.debug_exit,
+        a, work_dir, graphical=a.graphical, serial_stdio=not replies, debug_exit=a.debug_exit,
         headless_display=a.headless_display,
+        serial_pipe=os.path.join(work_dir, "serial") if replies else None,
     )
     why = qemu_only_reason(spec)
     if why and a.hypervisor == "cloud-hypervisor":
@@ -207,17 +211,22 @@ def cmd_run(a: argparse.Namespace) -> int:
         f"serial log: {spec.serial_log_path}; control: python -m redox_tools.vm ctl info --socket {sock}",
         file=sys.stderr,
     )
-    vm = VmProcess(argv, interactive=True)
-    vm.start()
-    ctl.write_state(sock, choice.kind, pid=vm.pid, serial_log=os.path.abspath(spec.serial_log_path))
+    # With serial replies this process is the console (console.py): QEMU gets its own process
+    # group, and Ctrl-C here stops it.
+    pipe = SerialPipe(spec.serial_pipe) if spec.serial_pipe else None
+    vm = VmProcess(argv, interactive=pipe is None)
     try:
-        code = vm.wait()
+        vm.start()
+        ctl.write_state(sock, choice.kind, pid=vm.pid, serial_log=os.path.abspath(spec.serial_log_path))
+        code = vm.wait() if pipe is None else run_console(vm, pipe, replies)
     except KeyboardInterrupt:
         print("\ninterrupted; stopping the VM", file=sys.stderr)
         code = 130
     finally:
         vm.kill()
         ctl.remove_state(sock)
+        if pipe is not None:
+            pipe.close()
     if spec.debug_exit:
         code, message = debug_exit_status(code)
         if message:
@@ -333,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_vm_args(r)
     r.add_argument("--graphical", action="store_true", help="-vga std -display gtk (QEMU)")
     r.add_argument("--debug-exit", action="store_true", help="add isa-debug-exit (QEMU)")
+    r.add_argument("--serial-reply", action="append", default=[], metavar="PATTERN=>REPLY | PRESET",
+                   help="as for boottest: type REPLY once PATTERN appears on the serial console (the "
+                        "terminal stays the console; QEMU only)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("ctl", help="control a running VM")

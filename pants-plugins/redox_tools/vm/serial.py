@@ -354,14 +354,30 @@ class SerialPipe:
         self._out = os.open(self.paths[1], os.O_RDWR | os.O_NONBLOCK)
         self._pending = b""
 
-    def poll(self) -> None:
-        """Drain the guest's output, flush pending input. Never blocks."""
+    def output_fd(self) -> int:
+        """Readable when the guest wrote something (for `select`)."""
+        return self._out
+
+    def read(self) -> bytes:
+        """What the guest wrote since the last read (b"" if nothing). Never blocks."""
+        chunks = []
         while True:
             try:
-                if not os.read(self._out, 65536):
-                    break
+                data = os.read(self._out, 65536)
             except (BlockingIOError, InterruptedError):
                 break
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def poll(self) -> None:
+        """Drain (and drop) the guest's output, flush pending input. Never blocks."""
+        self.read()
+        self.flush()
+
+    def flush(self) -> None:
+        """Write pending input as far as the FIFO takes it. Never blocks."""
         while self._pending:
             try:
                 n = os.write(self._in, self._pending)
