@@ -72,9 +72,28 @@ class RedoxSysrootField(StringField):
     help = help_text(
         """
         A `redox_sysroot` target (e.g. `//packages/relibc:relibc`) to compile and link against:
-        C gets `-isystem <sysroot>/usr/include` (never host headers); programs are linked
-        statically by ld.lld as `crt0.o crti.o <objects> -L<sysroot>/usr/lib -lc crtn.o`.
-        A build input, not a run-time dependency.
+        C gets `-isystem <sysroot>/usr/include` (never host headers); programs are linked by
+        ld.lld as `crt0.o crti.o <objects> -L<sysroot>/usr/lib -lc crtn.o` (statically, or
+        against libc.so with `linkage="dynamic"`). A build input, not a run-time dependency.
+        """
+    )
+
+
+class RedoxLinkageField(StringField):
+    alias = "linkage"
+    default = "static"
+    valid_choices = ("static", "dynamic")
+    help = help_text(
+        """
+        How a program is linked against its `sysroot`. `static` (Redox's default, crt-static):
+        libc.a, a static ELF without PT_INTERP. `dynamic` (upstream's DYNAMIC_INIT recipes and
+        every `template = "cargo"` recipe): against the sysroot's libc.so, so the program gets
+        DT_NEEDED libc.so.6 (the sysroot's `soname`) and PT_INTERP `/usr/lib/<interpreter>`
+        (relibc installs its loader, a copy of libc.so, as /usr/lib/ld64.so.1; whether upstream's
+        prefix gcc writes /lib/ld64.so.1 instead was not checked here). Rust gets
+        `-C target-feature=-crt-static -C prefer-dynamic=no`, so its std links `-lgcc_s`: the
+        sysroot must then provide libgcc_s (its `libraries`). Needs `sysroot`; only for programs
+        (C `executable`, Cargo bins).
         """
     )
 
@@ -292,6 +311,7 @@ class RedoxCargoPackageTarget(Target):
         CargoEmitObjectField,
         CargoVendorField,
         RedoxSysrootField,
+        RedoxLinkageField,
         RedoxInstallField,
         OutputPathField,
     )
@@ -322,7 +342,8 @@ class COutputKindField(StringField):
     help = help_text(
         """
         `object`: one `.o` per source; `static_lib`: `lib<name>.a` of all objects; `executable`:
-        a static program named after the target, linked against `sysroot` (required for it).
+        a program named after the target, linked against `sysroot` (required for it; static
+        unless `linkage="dynamic"`).
         """
     )
 
@@ -368,6 +389,7 @@ class RedoxCPackageTarget(Target):
         COutputKindField,
         CFlagsField,
         RedoxSysrootField,
+        RedoxLinkageField,
         RedoxInstallField,
         OutputPathField,
     )
@@ -443,6 +465,19 @@ class SysrootLibmField(StringField):
     )
 
 
+class SysrootLibrariesField(DictStringToStringField):
+    alias = "libraries"
+    help = help_text(
+        """
+        Other libraries installed in usr/lib beside libc: `{"<file name>": "<address>[=<path>]"}`,
+        e.g. `{"libgcc_eh.a": ":libgcc-shaped"}`. Upstream the prefix sysroot holds libgcc
+        (libgcc_eh.a, which Rust's std links as `-lgcc_eh` when crt-static, and libgcc_s.so.1)
+        from the toolchain's libgcc package, not from relibc; name such packages here. A name
+        relibc's own files use (libc.a, crt0.o, ...) is an error.
+        """
+    )
+
+
 class SysrootHeadersField(StringSequenceField):
     alias = "headers"
     help = help_text(
@@ -478,7 +513,13 @@ class SysrootSonameField(StringField):
 class SysrootInterpreterField(StringField):
     alias = "interpreter"
     default = "ld64.so.1"
-    help = "File name of the dynamic loader in usr/lib (a copy of libc.so, relibc's LD_SONAME on x86_64)."
+    help = help_text(
+        """
+        File name of the dynamic loader in usr/lib (a copy of libc.so, relibc's LD_SONAME on
+        x86_64; the catalog installs it as /usr/lib/ld64.so.1). Programs linked against this
+        sysroot with `linkage="dynamic"` get PT_INTERP `/usr/lib/<interpreter>`.
+        """
+    )
 
 
 class SysrootRustSymbolPrefixField(StringField):
@@ -504,6 +545,7 @@ class RedoxSysrootTarget(Target):
         SysrootCrtObjectsField,
         SysrootLdSoObjectField,
         SysrootLibmField,
+        SysrootLibrariesField,
         SysrootHeadersField,
         SysrootCbindgenField,
         SysrootCbindgenCommonField,
@@ -517,7 +559,8 @@ class RedoxSysrootTarget(Target):
         A relibc-shaped C sysroot: usr/include (static headers + cbindgen headers), usr/lib/libc.a
         (the `archives` merged), libc.so (ld.lld -shared, `--whole-archive` ld_so + libc.a) with
         copies as `soname` and `interpreter` (copies, not symlinks), crt0.o/crt1.o/Scrt1.o, crti.o,
-        crtn.o, libm.a and empty libdl.a/libpthread.a/librt.a. Packages name it in `sysroot`;
+        crtn.o, libm.a, empty libdl.a/libpthread.a/librt.a and the `libraries` (libgcc_eh.a).
+        Packages name it in `sysroot`;
         `./pants package` writes it to dist/; images can install it like any package.
         """
     )

@@ -8,8 +8,10 @@ under `source_dir`, `!<glob>` dropping earlier matches), `-I` include_dirs, the 
 against a sysroot) and the install map. Host include directories are never searched
 (`-nostdinc`): only clang's own freestanding headers, plus the sysroot's usr/include when one is
 given. An executable is linked by ld.lld directly (clang's Redox driver would call gcc):
-`ld.lld -static -o prog crt0.o crti.o <objects> -L<sysroot>/usr/lib -lc crtn.o`. Source paths stay relative so objects do not record the
-sandbox directory.
+`ld.lld -static -o prog crt0.o crti.o <objects> -L<sysroot>/usr/lib -lc crtn.o`; with
+`linkage: dynamic` the same without -static, with `-dynamic-linker <interpreter>`, so libc comes
+from libc.so (DT_NEEDED = its soname) and the program gets PT_INTERP. Source paths stay relative
+so objects do not record the sandbox directory.
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ class CSpec:
     sysroot_include: Optional[str] = None
     sysroot: Optional[str] = None  # a relibc-shaped sysroot tree (usr/include, usr/lib)
     lld: Optional[str] = None
+    linkage: str = "static"  # or "dynamic": against the sysroot's libc.so
+    interpreter: Optional[str] = None  # PT_INTERP for a dynamic executable (/usr/lib/ld64.so.1)
     install: Dict[str, str] = field(default_factory=dict)
     # A `redox_source` checkout: its root and the directory `source_files`/`include_dirs` are
     # relative to (both sandbox-relative); without one, include_dirs are relative to include_base.
@@ -57,6 +61,7 @@ class CSpec:
 
 REDOX_DEFINES = ["-D__redox__", "-D__unix__"]
 OUTPUT_KINDS = ("object", "static_lib", "executable")
+LINKAGES = ("static", "dynamic")
 SYSROOT_LINK_FILES = ("crt0.o", "crti.o", "crtn.o", "libc.a")
 
 
@@ -170,10 +175,27 @@ def check_sysroot(spec: CSpec) -> str:
             "//packages/relibc:relibc) to link against"
         )
     lib = os.path.join(spec.sysroot, "usr", "lib")
-    missing = [f for f in SYSROOT_LINK_FILES if not os.path.isfile(os.path.join(lib, f))]
+    needed = SYSROOT_LINK_FILES + (("libc.so",) if spec.linkage == "dynamic" else ())
+    missing = [f for f in needed if not os.path.isfile(os.path.join(lib, f))]
     if missing:
         raise CBuildError(f"{spec.package}: the sysroot has no usr/lib/{', usr/lib/'.join(missing)}; is it a redox_sysroot?")
     return lib
+
+
+def check_linkage(spec: CSpec) -> None:
+    if spec.linkage not in LINKAGES:
+        raise CBuildError(f"{spec.package}: unknown linkage {spec.linkage!r} (expected one of {', '.join(LINKAGES)})")
+    if spec.linkage == "dynamic":
+        if spec.output_kind != "executable":
+            raise CBuildError(
+                f"{spec.package}: linkage `dynamic` applies to programs (output_kind `executable`), "
+                f"not to output_kind `{spec.output_kind}`"
+            )
+        if not spec.interpreter or not spec.interpreter.startswith("/"):
+            raise CBuildError(
+                f"{spec.package}: linkage `dynamic` needs the sysroot's dynamic loader path (PT_INTERP), "
+                f"got {spec.interpreter!r}"
+            )
 
 
 def link_executable(spec: CSpec, objects: Sequence[str]) -> str:
@@ -181,11 +203,16 @@ def link_executable(spec: CSpec, objects: Sequence[str]) -> str:
     assert spec.lld
     out = os.path.join(spec.work_dir, spec.name)
     crt = {n: os.path.join(lib, n) for n in ("crt0.o", "crti.o", "crtn.o")}
+    if spec.linkage == "dynamic":
+        assert spec.interpreter
+        mode = ["-dynamic-linker", spec.interpreter, "-Bdynamic"]
+    else:
+        mode = ["-static"]
     run(
-        [spec.lld, "-static", "--entry=_start", "--gc-sections", "--build-id=none", "-o", out, crt["crt0.o"], crt["crti.o"], *objects,
-         "-L" + lib, "-lc", crt["crtn.o"]],
+        [spec.lld, *mode, "--entry=_start", "--gc-sections", "--build-id=none", "-o", out, crt["crt0.o"], crt["crti.o"],
+         *objects, "-L" + lib, "-lc", crt["crtn.o"]],
         spec,
-        "linking (ld.lld)",
+        f"linking ({spec.linkage}, ld.lld)",
     )
     return out
 
@@ -206,6 +233,7 @@ def build(spec: CSpec) -> List[str]:
     c_sources = [s for s in spec.sources if s.endswith((".c", ".S", ".s"))] + select_source_files(spec)
     if not c_sources:
         raise CBuildError(f"{spec.package}: no C sources (.c/.S/.s) among `sources`")
+    check_linkage(spec)
     check_tool(spec, "clang", spec.clang, "to compile C")
     if spec.output_kind == "static_lib":
         check_tool(spec, "ar", spec.ar, "to make a static library (install llvm-22)")

@@ -1,6 +1,7 @@
 """The C build driver with the real clang-22 / llvm-ar-22 (each compile takes well under a second)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -249,3 +250,57 @@ def test_source_files_collision_and_bad_patterns(tmp_path: Path, monkeypatch: py
         with pytest.raises(CBuildError) as e:
             build_in(tmp_path, source_spec(**kw), monkeypatch)
         assert needle in str(e.value), (needle, str(e.value))
+
+
+LLD = "/usr/bin/ld.lld-22"
+
+
+def tiny_sysroot(root: Path) -> Path:
+    """crt objects, libc.a and a libc.so (soname libc.so.6) providing `puts`, as a redox_sysroot lays them out."""
+    lib = root / "sysroot" / "usr" / "lib"
+    lib.mkdir(parents=True)
+    parts = {
+        "crt0.S": ".text\n.globl _start\n_start: call main\n hlt\n",
+        "crti.S": '.section .init,"ax",@progbits\n.globl _init\n_init: push %rbp\n',
+        "crtn.S": '.section .init,"ax",@progbits\n pop %rbp\n ret\n',
+        "puts.c": "int puts(const char *s) { return s != 0; }\n",
+    }
+    for name, text in parts.items():
+        (lib / name).write_text(text)
+        subprocess.run([CLANG, "--target=x86_64-unknown-redox", "-fPIC", "-c", name], cwd=lib, check=True)
+    subprocess.run([AR, "rcsD", "libc.a", "puts.o"], cwd=lib, check=True)
+    subprocess.run([LLD, "-shared", "-soname", "libc.so.6", "-o", "libc.so", "puts.o"], cwd=lib, check=True)
+    return root / "sysroot"
+
+
+MAIN_C = "int puts(const char *s);\nint main(void) { return puts(\"hi\"); }\n"
+
+
+@pytest.mark.skipif(not os.path.exists(LLD), reason="lld-22 not installed")
+def test_dynamic_executable_has_interp_and_needs_libc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox(tmp_path, {"main.c": MAIN_C})
+    tiny_sysroot(tmp_path)
+    s = spec(
+        sources=["packages/fixtures/c-object/main.c"], name="prog", output_kind="executable", lld=LLD,
+        sysroot="sysroot", linkage="dynamic", interpreter="/usr/lib/ld64.so.1", install={"prog": "/usr/bin/prog"},
+    )
+    build_in(tmp_path, s, monkeypatch)
+    out = tmp_path / "__staged/usr/bin/prog"
+    info = readelf("-h", "-l", "-d", str(out))
+    assert "INTERP" in info and "[Requesting program interpreter: /usr/lib/ld64.so.1]" in info
+    assert "Shared library: [libc.so.6]" in info
+    # The same program, static: no interpreter, libc.a linked in.
+    shutil.rmtree(tmp_path / "__staged")
+    build_in(tmp_path, dataclasses.replace(s, linkage="static"), monkeypatch)
+    info = readelf("-h", "-l", "-d", str(out))
+    assert "EXEC (Executable file)" in info and "INTERP" not in info and "NEEDED" not in info
+
+
+def test_bad_linkage_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox(tmp_path)
+    with pytest.raises(CBuildError, match=r"unknown linkage 'shared'"):
+        build_in(tmp_path, spec(linkage="shared"), monkeypatch)
+    with pytest.raises(CBuildError, match=r"linkage `dynamic` applies to programs .* not to output_kind `object`"):
+        build_in(tmp_path, spec(linkage="dynamic", interpreter="/usr/lib/ld64.so.1"), monkeypatch)
+    with pytest.raises(CBuildError, match=r"linkage `dynamic` needs the sysroot's dynamic loader path"):
+        build_in(tmp_path, spec(linkage="dynamic", output_kind="executable", sysroot="s"), monkeypatch)

@@ -67,6 +67,8 @@ class Spec:
     vendor_dirs: List[str] = field(default_factory=list)
     install: Dict[str, str] = field(default_factory=dict)
     sysroot: Optional[str] = None  # a relibc-shaped sysroot tree to link programs against
+    linkage: str = "static"  # or "dynamic": against the sysroot's libc.so (needs `interpreter`)
+    interpreter: Optional[str] = None  # PT_INTERP of dynamically linked programs (/usr/lib/ld64.so.1)
     out_dir: str = "__staged"
     path: List[str] = field(default_factory=lambda: ["/usr/bin", "/bin"])
     work_dir: str = "__cargo"
@@ -206,20 +208,44 @@ def rustflags(spec: Spec, root: str, objects: Sequence[str] = ()) -> List[str]:
 
 
 SYSROOT_LINK_FILES = ("crt0.o", "crti.o", "crtn.o", "libc.a")
+LINKAGES = ("static", "dynamic")
 
 
 def sysroot_link_flags(spec: Spec, root: str) -> List[str]:
     """Link programs against a relibc-shaped sysroot: `crt0.o crti.o <objects> -L<lib> -lc crtn.o`
-    (the crt objects before everything through `-Z pre-link-arg`, libc and crtn after)."""
+    (the crt objects before everything through `-Z pre-link-arg`, libc and crtn after).
+
+    Static (the target's crt-static default): libc.a, and std's `-lgcc_eh` from the same
+    directory. Dynamic (upstream's DYNAMIC_INIT): `-C target-feature=-crt-static -C
+    prefer-dynamic=no`, so rustc links without -static and `-lc` finds libc.so (DT_NEEDED =
+    its soname), plus `--dynamic-linker=<interpreter>` (PT_INTERP); std then links `-lgcc_s`."""
+    if spec.linkage not in LINKAGES:
+        raise CargoBuildError(f"{spec.package}: unknown linkage {spec.linkage!r} (expected one of {', '.join(LINKAGES)})")
     if not spec.sysroot:
+        if spec.linkage == "dynamic":
+            raise CargoBuildError(f"{spec.package}: linkage `dynamic` links against a `sysroot`'s libc.so; set `sysroot`")
         return []
     lib = os.path.join(resolve(spec.sysroot, root), "usr", "lib")
-    missing = [f for f in SYSROOT_LINK_FILES if not os.path.isfile(os.path.join(lib, f))]
+    dynamic = spec.linkage == "dynamic"
+    needed = SYSROOT_LINK_FILES + (("libc.so",) if dynamic else ())
+    missing = [f for f in needed if not os.path.isfile(os.path.join(lib, f))]
     if missing:
         raise CargoBuildError(
             f"{spec.package}: the sysroot has no usr/lib/{', usr/lib/'.join(missing)}; is it a redox_sysroot?"
         )
-    return [
+    flags = []
+    if dynamic:
+        if not spec.interpreter or not spec.interpreter.startswith("/"):
+            raise CargoBuildError(
+                f"{spec.package}: linkage `dynamic` needs the sysroot's dynamic loader path (PT_INTERP), "
+                f"got {spec.interpreter!r}"
+            )
+        flags += [
+            "-Ctarget-feature=-crt-static",
+            "-Cprefer-dynamic=no",
+            f"-Clink-arg=--dynamic-linker={spec.interpreter}",
+        ]
+    return flags + [
         f"-Zpre-link-arg={os.path.join(lib, 'crt0.o')}",
         f"-Zpre-link-arg={os.path.join(lib, 'crti.o')}",
         f"-Clink-arg=-L{lib}",

@@ -416,3 +416,47 @@ def test_spec_load_unknown_field(tmp_path: Path) -> None:
     s = Spec.load(str(p))
     assert s.out_dir == "__staged" and s.profile == "release" and s.install == {}
     assert s.nasm_sources == [] and s.build_std == []
+
+
+# --- linking against a sysroot -------------------------------------------------------------
+
+
+def fake_sysroot(root: Path, files=("crt0.o", "crti.o", "crtn.o", "libc.a", "libc.so")) -> str:
+    lib = root / "sysroot" / "usr" / "lib"
+    lib.mkdir(parents=True)
+    for f in files:
+        (lib / f).write_bytes(b"")
+    return "sysroot"
+
+
+def test_rustflags_static_sysroot(tmp_path: Path) -> None:
+    lib = f"{tmp_path}/sysroot/usr/lib"
+    flags = rustflags(spec(sysroot=fake_sysroot(tmp_path)), str(tmp_path))
+    assert flags[-5:] == [f"-Zpre-link-arg={lib}/crt0.o", f"-Zpre-link-arg={lib}/crti.o", f"-Clink-arg=-L{lib}",
+                          "-Clink-arg=-lc", f"-Clink-arg={lib}/crtn.o"]
+    assert not any("crt-static" in f or "dynamic-linker" in f for f in flags)
+
+
+def test_rustflags_dynamic_sysroot(tmp_path: Path) -> None:
+    s = spec(sysroot=fake_sysroot(tmp_path), linkage="dynamic", interpreter="/usr/lib/ld64.so.1")
+    flags = rustflags(s, str(tmp_path))
+    assert "-Ctarget-feature=-crt-static" in flags and "-Cprefer-dynamic=no" in flags
+    assert "-Clink-arg=--dynamic-linker=/usr/lib/ld64.so.1" in flags
+    assert "-Clink-arg=-lc" in flags
+
+
+@pytest.mark.parametrize(
+    "kw, files, expected",
+    [
+        (dict(linkage="dynamic", interpreter="/usr/lib/ld64.so.1"), None, "linkage `dynamic` links against a `sysroot`"),
+        (dict(linkage="shared"), (), "unknown linkage 'shared'"),
+        (dict(linkage="dynamic"), ("crt0.o", "crti.o", "crtn.o", "libc.a", "libc.so"), "needs the sysroot's dynamic loader path"),
+        (dict(linkage="dynamic", interpreter="/usr/lib/ld64.so.1"), ("crt0.o", "crti.o", "crtn.o", "libc.a"),
+         "the sysroot has no usr/lib/libc.so"),
+    ],
+)
+def test_rustflags_bad_linkage(tmp_path: Path, kw: Dict[str, object], files, expected: str) -> None:
+    if files is not None:
+        kw = {**kw, "sysroot": fake_sysroot(tmp_path, files)}
+    with pytest.raises(CargoBuildError, match=expected):
+        rustflags(spec(**kw), str(tmp_path))

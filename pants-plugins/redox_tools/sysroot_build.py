@@ -15,10 +15,14 @@ driver writes, under `<out_dir>/usr/`, what relibc's `make install` writes:
     lib/crt0.o, crt1.o, Scrt1.o (copies of crt0.o), crti.o, crtn.o
     lib/libm.a             the given libm archive (an empty archive when none: libm is in libc.a)
     lib/libdl.a, libpthread.a, librt.a   empty archives
+    lib/<name>             each of `libraries` (libgcc_eh.a: upstream's prefix sysroot has libgcc's)
 
 Rust-mangled symbols defined in libc.a (core/alloc internals, the panic handler) get a prefix,
 as relibc's renamesyms.sh does, so that a Rust program that links libc.a and carries its own core
-does not collide with libc's copy. Every output is byte-for-byte deterministic.
+does not collide with libc's copy. A weak *hidden* definition in one archive of a symbol another
+archive defines globally (compiler_builtins' `fabs`, `sqrt`, ... beside openlibm's) is made local
+in its archive first: otherwise the hidden visibility wins the merge and libc.so does not export
+the real function. Every output is byte-for-byte deterministic.
 """
 from __future__ import annotations
 
@@ -29,8 +33,9 @@ import shutil
 import struct
 import subprocess
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from redox_tools.elf import ElfError, ElfFile
 from redox_tools.errors import ToolError, run_main
 
 
@@ -51,6 +56,7 @@ class SysrootSpec:
     crt_objects: Dict[str, str]  # crt0/crti/crtn -> sandbox path
     ld_so_object: Optional[str] = None
     libm: Optional[str] = None
+    libraries: Dict[str, str] = field(default_factory=dict)  # file name in usr/lib -> sandbox path
     src_dir: str = ""  # where `headers` and `cbindgen` paths are relative to
     headers: List[str] = field(default_factory=list)  # directories under src_dir
     cbindgen: Dict[str, str] = field(default_factory=dict)  # rust source (under src_dir) -> header
@@ -121,13 +127,24 @@ def check_inputs(spec: SysrootSpec) -> None:
         files.append((f"`ld_so_object` {label(spec, spec.ld_so_object)}", spec.ld_so_object))
     if spec.libm:
         files.append((f"`libm` {label(spec, spec.libm)}", spec.libm))
+    reserved = own_library_names(spec)
+    for name, path in sorted(spec.libraries.items()):
+        if not name or "/" in name or name in (".", ".."):
+            raise SysrootBuildError(f"{spec.package}: `libraries` key {name!r} must be a file name (it goes in usr/lib)")
+        if name in reserved:
+            raise SysrootBuildError(
+                f"{spec.package}: `libraries` key {name!r} is a file the sysroot makes itself; "
+                f"choose another name (taken: {', '.join(sorted(reserved))})"
+            )
+        files.append((f"`libraries` {name} ({label(spec, path)})", path))
+    archives = {*spec.archives, *([spec.libm] if spec.libm else []), *(p for n, p in spec.libraries.items() if n.endswith(".a"))}
     for what, path in files:
         if not os.path.isfile(path):
             raise SysrootBuildError(f"{spec.package}: {what} does not exist; the package must install that file")
     for what, path in files:
         with open(path, "rb") as f:
             magic = f.read(8)
-        want_archive = path in spec.archives or path == spec.libm
+        want_archive = path in archives
         if want_archive and magic != EMPTY_ARCHIVE:
             raise SysrootBuildError(f"{spec.package}: {what} is not an ar archive (a static library `lib<name>.a`)")
         if not want_archive and magic[:4] != b"\x7fELF":
@@ -152,6 +169,14 @@ def check_inputs(spec: SysrootSpec) -> None:
     for name in (spec.soname, spec.interpreter):
         if not name or "/" in name or name in ("libc.so", "libc.a"):
             raise SysrootBuildError(f"{spec.package}: {name!r} is not a usable library file name")
+
+
+def own_library_names(spec: SysrootSpec) -> List[str]:
+    """The usr/lib file names the sysroot writes itself."""
+    return [
+        "libc.a", "libc.so", spec.soname, spec.interpreter, "libm.a", "crt1.o", "Scrt1.o",
+        *(f"{k}.o" for k in CRT_KEYS), *EMPTY_LIBS,
+    ]
 
 
 def plain_relpath(p: str) -> bool:
@@ -223,18 +248,95 @@ def archive_symbols(path: str) -> List[str]:
     return [s.decode("utf-8", "replace") for s in strings.split(b"\0")[:count]]
 
 
+def archive_members(path: str) -> List[Tuple[str, bytes]]:
+    """(name, data) of each member of a GNU/BSD-style ar archive (symbol and name tables skipped)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    members: List[Tuple[str, bytes]] = []
+    names = b""
+    pos = len(EMPTY_ARCHIVE)
+    while pos + 60 <= len(data):
+        header = data[pos : pos + 60]
+        name = header[:16].decode("ascii", "replace").rstrip()
+        size = int(header[48:58].decode("ascii", "replace").strip() or 0)
+        body = data[pos + 60 : pos + 60 + size]
+        pos += 60 + size + (size & 1)
+        if name in ("/", "/SYM64/"):
+            continue
+        if name == "//":
+            names = body
+            continue
+        if name.startswith("/") and name[1:].isdigit() and names:
+            start = int(name[1:])
+            name = names[start : names.find(b"\n", start)].decode("utf-8", "replace")
+        members.append((name.rstrip("/"), body))
+    return members
+
+
+STB_GLOBAL, STB_WEAK, STV_DEFAULT, STV_HIDDEN = 1, 2, 0, 2
+
+
+def definitions(path: str) -> Tuple[Set[str], Set[str]]:
+    """C-ABI symbols an archive defines: (weak hidden ones, global default ones)."""
+    weak_hidden: Set[str] = set()
+    strong: Set[str] = set()
+    for name, body in archive_members(path):
+        if body[:4] != b"\x7fELF":
+            continue
+        try:
+            symbols = ElfFile(body, name=f"{path}({name})").symbols()
+        except ElfError:
+            continue
+        for sym in symbols:
+            if not sym.defined or not sym.name or is_rust_mangled(sym.name):
+                continue
+            visibility = sym.other & 3
+            if sym.bind == STB_WEAK and visibility == STV_HIDDEN:
+                weak_hidden.add(sym.name)
+            elif sym.bind == STB_GLOBAL and visibility == STV_DEFAULT:
+                strong.add(sym.name)
+    return weak_hidden, strong
+
+
+def unshadow_archives(spec: SysrootSpec, objcopy: Optional[str], work: str) -> List[str]:
+    """The archives to merge: a copy of each one whose weak hidden definitions would hide another
+    archive's global function in libc.so, with those symbols made local; the others as given."""
+    defs = [definitions(a) for a in spec.archives]
+    out = []
+    for i, archive in enumerate(spec.archives):
+        others: Set[str] = set().union(*(strong for j, (_, strong) in enumerate(defs) if j != i))
+        shadowing = sorted((defs[i][0] & others) - defs[i][1])
+        if not shadowing:
+            out.append(archive)
+            continue
+        if not objcopy:
+            raise SysrootBuildError(
+                f"{spec.package}: {label(spec, archive)} has weak hidden copies of {', '.join(shadowing[:5])} "
+                "(defined by another archive); localizing them needs the toolchain's `objcopy` (install llvm-22)"
+            )
+        copy = os.path.join(work, f"unshadowed-{i}.a")
+        shutil.copyfile(archive, copy)
+        names = os.path.join(work, f"unshadowed-{i}.syms")
+        with open(names, "w") as f:
+            f.writelines(f"{s}\n" for s in shadowing)
+        run(spec, [objcopy, f"--localize-symbols={names}", copy], f"localizing shadowing symbols of {label(spec, archive)}")
+        out.append(copy)
+    return out
+
+
 def is_rust_mangled(sym: str) -> bool:
     return sym.startswith("_R") or (sym.startswith("_ZN") and sym.endswith("E"))
 
 
 def merge_archives(spec: SysrootSpec, ar: str, objcopy: Optional[str], work: str) -> str:
     libc = os.path.join(work, "libc.a")
+    archives = unshadow_archives(spec, objcopy, work)
     # MRI: CREATE, one ADDLIB per archive, SAVE. llvm-ar's MRI output is deterministic (zero
     # dates/uids); paths are relative so nothing of the sandbox leaks in.
     script = "CREATE {}\n{}SAVE\nEND\n".format(
-        os.path.relpath(libc), "".join(f"ADDLIB {os.path.relpath(a)}\n" for a in spec.archives)
+        os.path.relpath(libc), "".join(f"ADDLIB {os.path.relpath(a)}\n" for a in archives)
     )
-    for a in spec.archives:
+    for a in archives:
         if any(c in os.path.relpath(a) for c in " ;*"):
             raise SysrootBuildError(f"{spec.package}: archive path {a!r} cannot be written in an MRI script")
     run(spec, [ar, "-M"], "merging the archives into libc.a (llvm-ar -M)", stdin=script)
@@ -322,6 +424,8 @@ def build(spec: SysrootSpec) -> List[str]:
         tree.write("usr/lib/libm.a", EMPTY_ARCHIVE, "empty libm")
     for name in EMPTY_LIBS:
         tree.write(f"usr/lib/{name}", EMPTY_ARCHIVE, f"empty {name}")
+    for name, path in sorted(spec.libraries.items()):
+        tree.put(f"usr/lib/{name}", path, f"libraries {name}", 0o644 if name.endswith(".a") else 0o755)
     return tree.files()
 
 

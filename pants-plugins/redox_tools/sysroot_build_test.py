@@ -30,9 +30,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 SOURCES = {
-    # The "Rust" archive: a C-ABI function plus a symbol with Rust (v0) mangling, like core's.
+    # The "Rust" archive: a C-ABI function plus a symbol with Rust (v0) mangling, like core's,
+    # and compiler_builtins' weak hidden copy of a libm function (the C archive's fabs must win).
     "rust.S": """
         .text
+        .weak fabs
+        .hidden fabs
+        .type fabs,@function
+fabs:   ret
         .globl write
         .type write,@function
 write:  mov $42, %eax
@@ -118,6 +123,7 @@ def test_builds_the_relibc_layout(inputs: Path) -> None:
     dyn = readelf(lib / "libc.so", "-h", "-d", "--dyn-syms")
     assert "DYN (Shared object file)" in dyn and "Library soname: [libc.so.6]" in dyn
     assert "_dl_marker" in dyn and "puts" in dyn
+    assert " fabs" in dyn  # the C archive's, not hidden by the "Rust" archive's weak hidden copy
     for copy in ("libc.so.6", "ld64.so.1"):
         assert (lib / copy).read_bytes() == (lib / "libc.so").read_bytes()
     assert (lib / "crt1.o").read_bytes() == (lib / "Scrt1.o").read_bytes() == (inputs / "obj/crt0.o").read_bytes()
@@ -126,6 +132,15 @@ def test_builds_the_relibc_layout(inputs: Path) -> None:
     header = (inputs / "__staged/usr/include/unistd.h").read_text()
     assert "intptr_t write(int32_t fd, const uint8_t *buf, uintptr_t n);" in header
     assert "_UNISTD_H" in header
+
+
+def test_libraries_are_installed_beside_libc(inputs: Path) -> None:
+    # libgcc's unwinder archive, which upstream's prefix sysroot has from the libgcc package.
+    files = build(SysrootSpec(**spec_data(libraries={"libgcc_eh.a": "obj/libm.a"})))
+    assert "usr/lib/libgcc_eh.a" in files
+    staged = inputs / "__staged/usr/lib/libgcc_eh.a"
+    assert staged.read_bytes() == (inputs / "obj/libm.a").read_bytes()
+    assert staged.stat().st_mode & 0o777 == 0o644
 
 
 def test_outputs_are_deterministic(inputs: Path) -> None:
@@ -156,6 +171,10 @@ def test_outputs_are_deterministic(inputs: Path) -> None:
         ({"archives": []}, "`archives` is empty"),
         ({"headers": ["nope"]}, "header directory 'nope' does not exist"),
         ({"cbindgen": {"rust/src/none.rs": "x.h"}}, "cbindgen source 'rust/src/none.rs' does not exist"),
+        ({"libraries": {"libc.a": "obj/libm.a"}}, "`libraries` key 'libc.a' is a file the sysroot makes itself"),
+        ({"libraries": {"sub/libx.a": "obj/libm.a"}}, "`libraries` key 'sub/libx.a' must be a file name"),
+        ({"libraries": {"libgcc_eh.a": "obj/fabs.o"}}, "`libraries` libgcc_eh.a (obj/fabs.o) is not an ar archive"),
+        ({"libraries": {"libgcc_eh.a": "obj/nope.a"}}, "`libraries` libgcc_eh.a (obj/nope.a) does not exist"),
     ],
 )
 def test_bad_input_is_one_clear_error(inputs: Path, overrides: Dict, expected: str) -> None:

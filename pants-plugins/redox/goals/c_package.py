@@ -20,6 +20,7 @@ from redox.target_types import (
     CSourceFilesField,
     CSourcesField,
     RedoxInstallField,
+    RedoxLinkageField,
     RedoxSysrootField,
     RedoxTargetTripleField,
 )
@@ -43,6 +44,7 @@ class CPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     output_kind: COutputKindField
     cflags: CFlagsField
     sysroot: RedoxSysrootField
+    linkage: RedoxLinkageField
     install: RedoxInstallField
     output_path: OutputPathField
 
@@ -81,6 +83,8 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
         "ar": toolchain.tools.get("ar"),
         "lld": toolchain.tools.get("lld"),
         "sysroot": sysroot.path,
+        "linkage": field_set.linkage.value or "static",
+        "interpreter": sysroot.interpreter,
         "triple": triple,
         "cflags": list(field_set.cflags.value or ()),
         "output_kind": field_set.output_kind.value,

@@ -53,6 +53,7 @@ from redox.target_types import (
     CargoTargetSpecField,
     CargoVendorField,
     RedoxInstallField,
+    RedoxLinkageField,
     RedoxSysrootField,
     RedoxTargetTripleField,
 )
@@ -96,6 +97,7 @@ class CargoPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     emit_object: CargoEmitObjectField
     vendor: CargoVendorField
     sysroot: RedoxSysrootField
+    linkage: RedoxLinkageField
     install: RedoxInstallField
     output_path: OutputPathField
 
@@ -247,6 +249,8 @@ async def build_cargo_package(
         "vendor_dirs": vendor_dirs,
         "install": dict(field_set.install.value),
         "sysroot": sysroot.path,
+        "linkage": field_set.linkage.value or "static",
+        "interpreter": sysroot.interpreter,
         "path": list(toolchain_subsystem.search_path) + ["/usr/bin", "/bin"],
     }
     input_digest = await Get(

@@ -32,6 +32,7 @@ from redox.target_types import (
     SysrootInterpreterField,
     SysrootLdSoObjectField,
     SysrootLibmField,
+    SysrootLibrariesField,
     SysrootRustSymbolPrefixField,
     SysrootSonameField,
     SysrootSourceField,
@@ -64,6 +65,7 @@ class SysrootFieldSet(PackageFieldSet, StagedTreeFieldSet):
     crt_objects: SysrootCrtObjectsField
     ld_so_object: SysrootLdSoObjectField
     libm: SysrootLibmField
+    libraries: SysrootLibrariesField
     headers: SysrootHeadersField
     cbindgen: SysrootCbindgenField
     cbindgen_common: SysrootCbindgenCommonField
@@ -78,6 +80,7 @@ def reference_fields(fs: SysrootFieldSet) -> List[Tuple[str, str]]:
     refs = [("archives", a) for a in fs.archives.value or ()]
     refs += [("crt_objects", v) for _, v in sorted((fs.crt_objects.value or {}).items())]
     refs += [(f.alias, f.value) for f in (fs.ld_so_object, fs.libm) if f.value]
+    refs += [("libraries", v) for _, v in sorted((fs.libraries.value or {}).items())]
     return refs
 
 
@@ -146,6 +149,7 @@ async def build_sysroot(field_set: SysrootFieldSet, toolchain_subsystem: RedoxTo
         "crt_objects": {k: paths[v] for k, v in crt.items()},
         "ld_so_object": paths.get(field_set.ld_so_object.value or ""),
         "libm": paths.get(field_set.libm.value or ""),
+        "libraries": {name: paths[v] for name, v in (field_set.libraries.value or {}).items()},
         "src_dir": src_dir,
         "headers": list(field_set.headers.value or ()),
         "cbindgen": dict(field_set.cbindgen.value or {}),
@@ -184,6 +188,7 @@ class SysrootInputRequest:
 class SysrootInput:
     digest: Digest  # the sysroot tree under `path`, or EMPTY_DIGEST
     path: Optional[str]
+    interpreter: Optional[str] = None  # PT_INTERP of programs linked dynamically against it
 
 
 @rule(desc="Get a package's sysroot", level=LogLevel.DEBUG)
@@ -200,7 +205,9 @@ async def sysroot_input(request: SysrootInputRequest) -> SysrootInput:
             f"{origin}: {sysroot_address} is a `{wrapped.target.alias}` target; expected a `redox_sysroot`"
         )
     tree = await Get(StagedTree, StagedTreeRequest(sysroot_address, origin))
-    return SysrootInput(await Get(Digest, AddPrefix(tree.digest, SYSROOT_DIR)), SYSROOT_DIR)
+    # Where the image has the loader: the sysroot installs it as usr/lib/<interpreter>.
+    interpreter = f"/usr/lib/{wrapped.target[SysrootInterpreterField].value}"
+    return SysrootInput(await Get(Digest, AddPrefix(tree.digest, SYSROOT_DIR)), SYSROOT_DIR, interpreter)
 
 
 def rules():

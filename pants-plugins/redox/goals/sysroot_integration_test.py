@@ -1,8 +1,10 @@
 """`redox_sysroot` end to end through Pants' engine with the real toolchain: the relibc-shaped
-fixture's sysroot, a C and a Rust program linked against it, and bad sysroots.
+fixture's sysroot, C (static and dynamic), no_std Rust and Rust std programs linked against it,
+and bad sysroots.
 
 One RuleRunner for the module: the Rust parts (librelibc.a, hello-rust) each cost a cold
-`-Z build-std` (~40 s); the sysroot is built once and reused by every test.
+`-Z build-std=core` (~40 s) and hello-std a cold `-Z build-std=std,panic_abort` (~2 min on 2
+cores); the sysroot is built once and reused by every test.
 """
 from __future__ import annotations
 
@@ -39,6 +41,18 @@ from redox.goals.sysroot import SysrootFieldSet
 pytestmark = needs_toolchain
 FIXTURE = "packages/fixtures/relibc-shaped"
 LLVM_AR = "/usr/bin/llvm-ar-22"
+LLVM_NM = "/usr/bin/llvm-nm-22"
+
+# What a `println!` hello built with `-Z build-std=std,panic_abort` for x86_64-unknown-redox
+# needs from libc.a and libgcc_eh.a (measured: its link against empty archives lists them).
+STD_HELLO_NEEDS = """
+_Unwind_Backtrace _Unwind_GetIP __errno abort calloc close dup exit fcntl free fstat getcwd getenv
+lseek malloc memcmp memcpy memmove memset open posix_memalign pthread_cond_destroy
+pthread_cond_signal pthread_cond_wait pthread_key_create pthread_key_delete pthread_mutex_destroy
+pthread_mutex_init pthread_mutex_lock pthread_mutex_trylock pthread_mutex_unlock
+pthread_mutexattr_destroy pthread_mutexattr_init pthread_mutexattr_settype pthread_setspecific read
+realloc realpath signal stat strerror_r strlen write writev
+""".split()
 
 # packages/fixtures/relibc-shaped/BUILD (BUILD files are not in the fixtures' `files` target),
 # plus two broken sysroots.
@@ -53,6 +67,8 @@ redox_c_package(name="libc-c", sources=["c/*.c"], output_kind="static_lib", cfla
                 install={"liblibc-c.a": "/usr/lib/libc-c.a"})
 redox_c_package(name="openlibm", sources=["libm/*.c"], output_kind="static_lib", cflags=["-fPIC"],
                 install={"libopenlibm.a": "/usr/lib/libopenlibm.a"})
+redox_c_package(name="libgcc-shaped", sources=["libgcc/*.c"], output_kind="static_lib", cflags=["-fPIC"],
+                install={"liblibgcc-shaped.a": "/usr/lib/libgcc_eh.a"})
 redox_c_package(
     name="crt",
     sources=["crt/*.S", "crt/*.c"],
@@ -63,16 +79,24 @@ redox_c_package(
 CRT = {"crt0": ":crt=usr/lib/crt0.o", "crti": ":crt=usr/lib/crti.o", "crtn": ":crt=usr/lib/crtn.o"}
 redox_sysroot(
     name="sysroot",
-    sources=["include/*.h", "rust/cbindgen.toml", "rust/src/**/*.rs"],
+    sources=["include/*.h", "rust/src/**/cbindgen.toml", "rust/src/**/*.rs"],
     archives=[":relibc-rust=usr/lib/librelibc.a", ":libc-c", ":openlibm"],
     crt_objects=CRT,
     ld_so_object=":crt=usr/lib/ld_so.o",
     libm=":openlibm",
+    libraries={"libgcc_eh.a": ":libgcc-shaped"},
     headers=["include"],
-    cbindgen={"rust/src/lib.rs": "unistd.h"},
+    cbindgen={
+        "rust/src/header/errno/mod.rs": "errno.h",
+        "rust/src/header/stdlib/mod.rs": "stdlib.h",
+        "rust/src/header/string/mod.rs": "string.h",
+        "rust/src/header/unistd/mod.rs": "unistd.h",
+    },
 )
 redox_c_package(name="hello-c", sources=["hello-c/*.c"], output_kind="executable", sysroot=":sysroot",
                 install={"hello-c": "/usr/bin/hello-c"})
+redox_c_package(name="hello-c-dynamic", sources=["hello-c/*.c"], output_kind="executable", sysroot=":sysroot",
+                linkage="dynamic", install={"hello-c-dynamic": "/usr/bin/hello-c-dynamic"})
 redox_cargo_package(
     name="hello-rust",
     sources=["hello-rust/Cargo.toml", "hello-rust/Cargo.lock", "hello-rust/src/**/*.rs"],
@@ -82,11 +106,28 @@ redox_cargo_package(
     sysroot=":sysroot",
     install={"hello-rust": "/usr/bin/hello-rust"},
 )
+redox_cargo_package(
+    name="hello-std",
+    sources=["hello-std/Cargo.toml", "hello-std/Cargo.lock", "hello-std/src/**/*.rs"],
+    build_std=["std", "panic_abort"],
+    rustflags=["-Crelocation-model=static"],
+    entry="_start",
+    sysroot=":sysroot",
+    install={"hello-std": "/usr/bin/hello-std"},
+)
 redox_sysroot(name="no-crt0", archives=[":libc-c"],
               crt_objects={"crti": ":crt=usr/lib/crti.o", "crtn": ":crt=usr/lib/crtn.o"})
 redox_sysroot(name="missing-archive", archives=[":libc-c=usr/lib/nope.a"], crt_objects=CRT)
 redox_c_package(name="exe-without-sysroot", sources=["hello-c/*.c"], output_kind="executable",
                 install={"exe-without-sysroot": "/usr/bin/x"})
+redox_sysroot(name="library-named-libc", archives=[":libc-c"], crt_objects=CRT,
+              libraries={"libc.a": ":libgcc-shaped"})
+redox_cargo_package(
+    name="dynamic-without-sysroot",
+    sources=["hello-rust/Cargo.toml", "hello-rust/Cargo.lock", "hello-rust/src/**/*.rs"],
+    linkage="dynamic",
+    install={"hello-rust": "/usr/bin/hello-rust"},
+)
 """
 
 
@@ -149,7 +190,7 @@ def test_sysroot_has_the_relibc_layout(sysroot: Path) -> None:
     lib = sysroot / "usr/lib"
     assert sorted(p.name for p in lib.iterdir()) == sorted(
         ["Scrt1.o", "crt0.o", "crt1.o", "crti.o", "crtn.o", "ld64.so.1", "libc.a", "libc.so", "libc.so.6",
-         "libdl.a", "libm.a", "libpthread.a", "librt.a"]
+         "libdl.a", "libgcc_eh.a", "libm.a", "libpthread.a", "librt.a"]
     )
     members = subprocess.run([LLVM_AR, "t", str(lib / "libc.a")], check=True, capture_output=True, text=True).stdout
     names = members.split()
@@ -158,11 +199,15 @@ def test_sysroot_has_the_relibc_layout(sysroot: Path) -> None:
     shared = readelf(lib / "libc.so", "-h", "-d", "--dyn-syms")
     assert "DYN (Shared object file)" in shared and "Library soname: [libc.so.6]" in shared
     assert " puts" in shared and " write" in shared and "_dl_marker" in shared
+    # openlibm's fabs, not hidden by compiler_builtins' weak hidden copy in the Rust half.
+    assert " fabs" in shared and " malloc" in shared
     assert (lib / "libc.so.6").read_bytes() == (lib / "ld64.so.1").read_bytes() == (lib / "libc.so").read_bytes()
     assert "_start" in readelf(lib / "crt1.o", "-s")
     header = (sysroot / "usr/include/unistd.h").read_text()
     assert "intptr_t write(int fd, const void *buf, uintptr_t count);" in header
-    assert "uintptr_t strlen(const char *s);" in header
+    assert "size_t strlen(const char *s);" in (sysroot / "usr/include/string.h").read_text()
+    assert "void *malloc(size_t size);" in (sysroot / "usr/include/stdlib.h").read_text()
+    assert "#define errno (*__errno())" in (sysroot / "usr/include/errno.h").read_text()
     assert (sysroot / "usr/include/stdio.h").is_file() and (sysroot / "usr/include/math.h").is_file()
 
 
@@ -181,6 +226,45 @@ def test_rust_program_links_against_the_sysroot(rule_runner: RuleRunner, sysroot
     check_static_program(binary, ["main", "_init", "puts", "write"])
 
 
+def test_c_program_links_dynamically_against_libc_so(rule_runner: RuleRunner, sysroot: Path) -> None:
+    built = package(rule_runner, Address(FIXTURE, target_name="hello-c-dynamic"), CPackageFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-hello-c-dynamic")
+    binary = out / "packages.fixtures.relibc-shaped/hello-c-dynamic/usr/bin/hello-c-dynamic"
+    info = readelf(binary, "-h", "-l", "-d")
+    assert "ELF64" in info and ("EXEC (Executable file)" in info or "DYN (" in info)
+    # PT_INTERP = where the sysroot's `interpreter` lands in the image; libc from libc.so (soname).
+    assert "[Requesting program interpreter: /usr/lib/ld64.so.1]" in info
+    assert "Shared library: [libc.so.6]" in info
+    dynamic_symbols = readelf(binary, "--dyn-syms")
+    assert " UND puts" in " ".join(dynamic_symbols.split())  # resolved at run time, not linked in
+
+
+def nm_defined(path: Path) -> set:
+    out = subprocess.run([LLVM_NM, "--defined-only", str(path)], check=True, capture_output=True, text=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if len(line.split()) == 3}
+
+
+def test_rust_std_program_links_statically_against_the_sysroot(rule_runner: RuleRunner, sysroot: Path) -> None:
+    built = package(rule_runner, Address(FIXTURE, target_name="hello-std"), CargoPackageFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-hello-std")
+    binary = out / "packages.fixtures.relibc-shaped/hello-std/usr/bin/hello-std"
+    check_static_program(binary, ["main", "malloc", "write", "writev", "pthread_key_create", "__errno"])
+    defined = nm_defined(binary)
+    undefined = subprocess.run([LLVM_NM, "--undefined-only", str(binary)], check=True, capture_output=True, text=True)
+    # Only weak references may stay unresolved (std's optional `__cxa_thread_atexit_impl`).
+    assert [ln for ln in undefined.stdout.splitlines() if ln.split()[0] != "w"] == []
+    demangled = subprocess.run([LLVM_NM, "--demangle", str(binary)], check=True, capture_output=True, text=True).stdout
+    assert "std::io::stdio::_print" in demangled and "std::rt::lang_start_internal" in demangled
+    # Every symbol std needs from the sysroot is defined by it (libc.a + libgcc_eh.a); the live ones
+    # are in the program (--gc-sections drops the functions std only reaches from dead code).
+    lib = sysroot / "usr/lib"
+    provided = nm_defined(lib / "libc.a") | nm_defined(lib / "libgcc_eh.a")
+    assert [s for s in STD_HELLO_NEEDS if s not in provided] == []
+    live = {"write", "writev", "malloc", "free", "memcpy", "exit", "abort", "pthread_key_create", "__errno",
+            "_Unwind_Backtrace", "_Unwind_GetIP", "signal", "fcntl"}
+    assert sorted(live - defined) == []
+
+
 @pytest.mark.parametrize(
     "name, field_set, expected",
     [
@@ -192,6 +276,16 @@ def test_rust_program_links_against_the_sysroot(rule_runner: RuleRunner, sysroot
              "usr/lib/libc-c.a"],
         ),
         ("exe-without-sysroot", CPackageFieldSet, ["relibc-shaped:exe-without-sysroot", "needs a `sysroot`"]),
+        (
+            "library-named-libc",
+            SysrootFieldSet,
+            ["relibc-shaped:library-named-libc", "`libraries` key 'libc.a' is a file the sysroot makes itself"],
+        ),
+        (
+            "dynamic-without-sysroot",
+            CargoPackageFieldSet,
+            ["relibc-shaped:dynamic-without-sysroot", "linkage `dynamic` links against a `sysroot`'s libc.so"],
+        ),
     ],
 )
 def test_bad_sysroots_fail_with_one_clear_error(
