@@ -115,6 +115,15 @@ redox_cargo_package(
     sysroot=":sysroot",
     install={"hello-std": "/usr/bin/hello-std"},
 )
+redox_cargo_package(
+    name="hello-rust-dynamic",
+    sources=["hello-rust/Cargo.toml", "hello-rust/Cargo.lock", "hello-rust/src/**/*.rs"],
+    build_std=["core", "compiler_builtins"],
+    entry="_start",
+    sysroot=":sysroot",
+    linkage="dynamic",
+    install={"hello-rust": "/usr/bin/hello-rust-dynamic"},
+)
 redox_sysroot(name="no-crt0", archives=[":libc-c"],
               crt_objects={"crti": ":crt=usr/lib/crti.o", "crtn": ":crt=usr/lib/crtn.o"})
 redox_sysroot(name="missing-archive", archives=[":libc-c=usr/lib/nope.a"], crt_objects=CRT)
@@ -226,10 +235,19 @@ def test_rust_program_links_against_the_sysroot(rule_runner: RuleRunner, sysroot
     check_static_program(binary, ["main", "_init", "puts", "write"])
 
 
-def test_c_program_links_dynamically_against_libc_so(rule_runner: RuleRunner, sysroot: Path) -> None:
-    built = package(rule_runner, Address(FIXTURE, target_name="hello-c-dynamic"), CPackageFieldSet)
-    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-hello-c-dynamic")
-    binary = out / "packages.fixtures.relibc-shaped/hello-c-dynamic/usr/bin/hello-c-dynamic"
+@pytest.mark.parametrize(
+    "name, field_set, path",
+    [
+        ("hello-c-dynamic", CPackageFieldSet, "hello-c-dynamic/usr/bin/hello-c-dynamic"),
+        ("hello-rust-dynamic", CargoPackageFieldSet, "hello-rust-dynamic/usr/bin/hello-rust-dynamic"),
+    ],
+)
+def test_program_links_dynamically_against_libc_so(
+    rule_runner: RuleRunner, sysroot: Path, name: str, field_set, path: str
+) -> None:
+    built = package(rule_runner, Address(FIXTURE, target_name=name), field_set)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / f"dist-{name}")
+    binary = out / "packages.fixtures.relibc-shaped" / path
     info = readelf(binary, "-h", "-l", "-d")
     assert "ELF64" in info and ("EXEC (Executable file)" in info or "DYN (" in info)
     # PT_INTERP = where the sysroot's `interpreter` lands in the image; libc from libc.so (soname).
