@@ -603,7 +603,8 @@ class DataInstallField(DictStringToStringField):
         file at the image path; a glob (`init.d/*`, `ui/**`) installs every match under the image
         directory, keeping the path below the glob's first wildcard; with `{dir}` in the image
         path, each match goes exactly there with `{dir}` = its directory's name
-        (`"drivers/**/config.toml": "/usr/lib/pcid.d/{dir}.toml"`). Modes travel with the files.
+        (`"drivers/**/config.toml": "/usr/lib/pcid.d/{dir}.toml"`), `{name}` = its file name
+        (`"**/lib/libgcc_s.so*": "/usr/lib/{name}"`). Modes travel with the files.
         """
     )
 

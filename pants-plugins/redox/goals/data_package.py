@@ -29,6 +29,7 @@ from redox.util_rules.staged_tree import StagedTree, StagedTreeFieldSet, StagedT
 
 GLOB_CHARS = "*?["
 DIR_PLACEHOLDER = "{dir}"  # in a glob's image path: the name of the matched file's directory
+NAME_PLACEHOLDER = "{name}"  # ... the matched file's own name
 
 
 def image_path(owner: str, what: str, dest: str) -> str:
@@ -54,9 +55,18 @@ def install_plan(owner: str, files: Sequence[str], install: Mapping[str, str]) -
             base = key[: key.rfind("/", 0, wild) + 1]  # the directory part before the first wildcard
             pattern = key.replace("**/", "*").replace("/**", "/*")
             found = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
-            if DIR_PLACEHOLDER in rel_dest:
+            if DIR_PLACEHOLDER in rel_dest or NAME_PLACEHOLDER in rel_dest:
                 # base's pcid.d: drivers/**/config.toml -> /usr/lib/pcid.d/{dir}.toml
-                matches = [(f, rel_dest.replace(DIR_PLACEHOLDER, f.rsplit("/", 2)[-2] if "/" in f else "")) for f in found]
+                # libgcc: **/lib/libgcc_s.so.1 -> /usr/lib/{name}
+                matches = [
+                    (
+                        f,
+                        rel_dest.replace(DIR_PLACEHOLDER, f.rsplit("/", 2)[-2] if "/" in f else "").replace(
+                            NAME_PLACEHOLDER, f.rsplit("/", 1)[-1]
+                        ),
+                    )
+                    for f in found
+                ]
             else:
                 matches = [(f, f"{rel_dest}/{f[len(base):]}") for f in found]
             if not matches:

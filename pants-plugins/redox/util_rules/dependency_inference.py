@@ -24,6 +24,7 @@ from redox.target_types import (
     SysrootCrtObjectsField,
     SysrootLdSoObjectField,
     SysrootLibmField,
+    SysrootLibrariesField,
     SysrootSourceField,
 )
 from redox.util_rules.references import parse_reference
@@ -84,6 +85,7 @@ class SysrootPartsFieldSet(FieldSet):
     crt_objects: SysrootCrtObjectsField
     ld_so_object: SysrootLdSoObjectField
     libm: SysrootLibmField
+    libraries: SysrootLibrariesField
     source: SysrootSourceField
 
 
@@ -189,6 +191,7 @@ async def infer_sysroot_parts(request: InferSysrootParts) -> InferredDependencie
     named = [("archives", a) for a in fs.archives.value or ()]
     named += [("crt_objects", v) for _, v in sorted((fs.crt_objects.value or {}).items())]
     named += [("ld_so_object", fs.ld_so_object.value), ("libm", fs.libm.value), ("source", fs.source.value)]
+    named += [("libraries", v) for _, v in sorted((fs.libraries.value or {}).items())]
     return await Get(InferredDependencies, _References(fs.address, tuple(named)))
 
 

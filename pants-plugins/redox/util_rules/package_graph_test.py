@@ -121,6 +121,10 @@ def test_install_plan_errors() -> None:
         ("drivers/audio/ac97d/config.toml", "usr/lib/pcid.d/ac97d.toml"),
         ("drivers/net/e1000d/config.toml", "usr/lib/pcid.d/e1000d.toml"),
     ]
+    prefix = ["x86_64-unknown-redox/lib/libgcc_s.so.1", "lib/gcc/x86_64-unknown-redox/13.2.0/libgcc_eh.a"]
+    assert install_plan("t", prefix, {"**/libgcc_eh.a": "/usr/lib/{name}"}) == [
+        ("lib/gcc/x86_64-unknown-redox/13.2.0/libgcc_eh.a", "usr/lib/libgcc_eh.a")
+    ]
     with pytest.raises(PackageBuildError, match="names 'nope'"):
         install_plan("t", files, {"nope": "/x"})
     with pytest.raises(PackageBuildError, match="matches none"):

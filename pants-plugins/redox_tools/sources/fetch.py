@@ -107,10 +107,12 @@ class SourceUnreachable(ToolError):
         self.mirror_name = mirror_name or name
         self.extra = extra
         m = self.mirror_name
-        super().__init__(
-            f"[sources.{name}]: {url} unreachable ({reason}); copy a checkout to <mirror>/{m} or a bare mirror "
-            f"to <mirror>/{m}.git, {MIRROR_HINT}" + (f" ({extra})" if extra else "")
-        )
+        if url.endswith((".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip")):
+            archive = posixpath.basename(urllib.parse.urlparse(url).path)
+            how = f"copy the archive to <mirror>/{archive} or its unpacked tree to <mirror>/{m}"
+        else:
+            how = f"copy a checkout to <mirror>/{m} or a bare mirror to <mirror>/{m}.git"
+        super().__init__(f"[sources.{name}]: {url} unreachable ({reason}); {how}, {MIRROR_HINT}" + (f" ({extra})" if extra else ""))
 
 
 class RevNotFound(ToolError):
@@ -166,6 +168,7 @@ class FetchResult:
     submodules: Tuple[Submodule, ...] = ()
     rev_date: str = ""
     notes: Tuple[str, ...] = ()
+    archive_sha256: str = ""  # of the archive used (archives only)
 
     def summary(self) -> str:
         state = "verified" if self.tree_hash_verified else "UNVERIFIED (not in lock)"
@@ -738,7 +741,9 @@ def safe_extract(archive: str, dest: str, strip_components: int, who: str = "") 
                 raise ToolError(f"{pre}archive member {raw!r} is a device, fifo or other special file; refusing")
 
 
-def _fetch_archive_tree(ctx: _Ctx, pin: SourcePin, stage: str) -> Tuple[str, List[str]]:
+def _fetch_archive_tree(ctx: _Ctx, pin: SourcePin, stage: str, record: bool = False) -> Tuple[str, List[str], str]:
+    """Unpack the pinned archive into `stage`: (origin, notes, its sha256). An archive whose
+    sha256 the lock does not hold yet is only accepted when `record`ing (the pin update)."""
     who = f"[sources.{pin.name}]"
     fname = posixpath.basename(urllib.parse.urlparse(pin.archive_url).path) or pin.name
     notes: List[str] = []
@@ -748,15 +753,15 @@ def _fetch_archive_tree(ctx: _Ctx, pin: SourcePin, stage: str) -> Tuple[str, Lis
             if pin.tree_hash_verified:
                 ctx.say(f"{who}: copying pre-fetched tree {tree}")
                 _copy_tree(tree, stage)
-                return "tree:" + os.path.abspath(tree), notes
+                return "tree:" + os.path.abspath(tree), notes, ""
             notes.append(f"plain mirror copy {tree} not usable: the lock has no verified tree_hash to check it")
         arch = os.path.join(m, fname)
         if os.path.isfile(arch):
             got = _sha256_file(arch)
-            if got == pin.archive_sha256:
+            if got == pin.archive_sha256 or (record and not pin.archive_sha256_verified):
                 ctx.say(f"{who}: unpacking mirrored archive {arch}")
                 safe_extract(arch, stage, pin.strip_components, who)
-                return os.path.abspath(arch), notes
+                return os.path.abspath(arch), notes, got
             notes.append(f"mirror archive {arch} has sha256 {got}, not the pinned one")
     fd, tmp = tempfile.mkstemp(prefix=f".{pin.name}.", suffix=".download", dir=os.path.dirname(stage))
     os.close(fd)
@@ -766,7 +771,13 @@ def _fetch_archive_tree(ctx: _Ctx, pin: SourcePin, stage: str) -> Tuple[str, Lis
             got = _download(ctx, pin.archive_url, tmp, who, pin.name)
         except SourceUnreachable as e:
             raise SourceUnreachable(e.name, e.url, e.reason, e.mirror_name, "; ".join(notes)) from None
-        if got != pin.archive_sha256:
+        if not pin.archive_sha256_verified and not record:
+            raise TreeHashMismatch(
+                f"{who}: the lock has no sha256 for {pin.archive_url} ({pin.archive_sha256}), so its content cannot "
+                f"be checked; record it on a connected machine: python -m redox_tools.sources.pins update --only "
+                f"{pin.name} (downloaded: sha256 {got})"
+            )
+        if pin.archive_sha256_verified and got != pin.archive_sha256:
             raise TreeHashMismatch(
                 f"{who}: archive {pin.archive_url} has sha256 {got}, the lock says archive_sha256 = "
                 f"{pin.archive_sha256}; if you changed the pin on purpose, run the pin update"
@@ -774,7 +785,7 @@ def _fetch_archive_tree(ctx: _Ctx, pin: SourcePin, stage: str) -> Tuple[str, Lis
         safe_extract(tmp, stage, pin.strip_components, who)
     finally:
         os.unlink(tmp)
-    return pin.archive_url, notes
+    return pin.archive_url, notes, got
 
 
 # --------------------------------------------------------------------------------------------
@@ -866,11 +877,12 @@ def fetch_source(
         subs: Tuple[Submodule, ...] = ()
         rev_date = ""
         actual_tree = ""
+        archive_sha = ""
         try:
             if pin.git:
                 origin, actual_tree, subs, rev_date, notes = _fetch_git_tree(ctx, pin, stage, discover_submodules)
             else:
-                origin, notes = _fetch_archive_tree(ctx, pin, stage)
+                origin, notes, archive_sha = _fetch_archive_tree(ctx, pin, stage, record=not verify)
         except SourceUnreachable as e:
             raise _with_searched(e, ctx.mirror_dirs) from None
         if origin.startswith("tree:"):
@@ -904,6 +916,7 @@ def fetch_source(
     return FetchResult(
         name=pin.name, dest=dest, origin=origin, rev=pin.rev, git_tree=actual_tree, tree_hash=actual,
         tree_hash_verified=verified, submodules=subs, rev_date=rev_date, notes=tuple(notes),
+        archive_sha256=archive_sha,
     )
 
 
@@ -1092,8 +1105,11 @@ def update_pins(
                     patch=patch, env=env, log=on_progress, _probe_cache=ctx.probe_cache,
                 )
                 results.append(res)
+                if res.archive_sha256 and res.archive_sha256 != target.archive_sha256:
+                    lines.append(f"{pin.name}: archive_sha256 {target.archive_sha256} -> {res.archive_sha256}")
                 new = dataclasses.replace(
                     target,
+                    archive_sha256=res.archive_sha256 or target.archive_sha256,
                     tree_hash=res.tree_hash,
                     git_tree=res.git_tree or target.git_tree,
                     rev_date=target.rev_date or res.rev_date,

@@ -20,8 +20,9 @@ from redox_tools.sources.fetch import (
     fetch_all,
     fetch_source,
     safe_extract,
+    update_pins,
 )
-from redox_tools.sources.pins import PatchRef, SourcePin, Submodule
+from redox_tools.sources.pins import Lock, PatchRef, SourcePin, Submodule
 from redox_tools.sources.testutil import (
     UNREACHABLE_BASE,
     bare_mirror,
@@ -281,6 +282,21 @@ def test_archive_pin_sha256_ok_and_mismatch(tmp_path):
 
     with pytest.raises(TreeHashMismatch, match="archive .* has sha256 .* the lock says archive_sha256 = " + "a" * 64):
         fetch_source(dataclasses.replace(pin, archive_sha256="a" * 64), str(tmp_path / "o3"))
+
+
+def test_archive_without_recorded_sha256_is_refused_until_update_records_it(tmp_path):
+    arc = _archive(tmp_path)
+    pin = SourcePin(name="pkg", archive_url=url(arc), archive_sha256="unverified: upstream publishes none",
+                    tree_hash="unverified: x")
+    with pytest.raises(TreeHashMismatch, match="the lock has no sha256 for .*pins update --only pkg"):
+        fetch_source(pin, str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+    lock = Lock(sources=(pin,))
+    new_lock, lines = update_pins(lock)
+    recorded = new_lock.get("pkg")
+    assert recorded.archive_sha256 == _sha(arc) and recorded.tree_hash_verified
+    assert any(ln.startswith("pkg: archive_sha256 unverified") for ln in lines)
+    assert fetch_source(recorded, str(tmp_path / "o2")).tree_hash_verified
 
 
 def test_archive_from_mirror_when_offline(tmp_path):

@@ -19,7 +19,8 @@ Format (TOML, written by this module in a fixed order so diffs are reviewable):
     rev_date = "..."                # informational
     git_tree = "<sha1>"             # `git rev-parse <rev>^{tree}` ("" = not known)
     archive = "https://....tar.gz"  # OR an archive source, with:
-    archive_sha256 = "<64 hex>"
+    archive_sha256 = "<64 hex>"     # or "unverified: ..." (upstream publishes none): builds refuse
+                                    # the archive until `update` has downloaded it and recorded its sha256
     strip_components = 1            # leading path components dropped when unpacking
     tree_hash = "sha256:<hex>"      # redox_tools.sources.treehash of the tree after patches,
                                     # or "unverified: ..." when not computed yet (see below)
@@ -118,6 +119,10 @@ class SourcePin:
         return "git" if self.git else "archive"
 
     @property
+    def archive_sha256_verified(self) -> bool:
+        return bool(_SHA256_RE.match(self.archive_sha256))
+
+    @property
     def tree_hash_verified(self) -> bool:
         """True when the lock holds a real tree hash (not an `unverified...` marker)."""
         return is_tree_hash(self.tree_hash)
@@ -138,8 +143,11 @@ class SourcePin:
             if self.git_tree and not _REV_RE.match(self.git_tree):
                 raise LockError(f"{where}: git_tree must be a tree id (40/64 hex) or \"\", got {self.git_tree!r}")
         else:
-            if not _SHA256_RE.match(self.archive_sha256):
-                raise LockError(f"{where}: archive_sha256 must be 64 lowercase hex digits, got {self.archive_sha256!r}")
+            if not (_SHA256_RE.match(self.archive_sha256) or self.archive_sha256.startswith("unverified")):
+                raise LockError(
+                    f"{where}: archive_sha256 must be 64 lowercase hex digits or start with \"unverified\" "
+                    f"(not recorded yet: builds refuse it, `update` records it), got {self.archive_sha256!r}"
+                )
             if self.submodules:
                 raise LockError(f"{where}: an archive source cannot have submodules")
             if self.rev or self.git_tree:
