@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from redox import target_types as vocabulary
 from redox.goals import boot, c_package, cargo_package, data_package, disk_image, initfs, run_vm, source
-from redox.goals import sysroot
+from redox.goals import flat_binary, sysroot
 from redox.util_rules import (
     dependency_inference,
     image_inputs,
@@ -34,6 +34,7 @@ def rules():
         *source.rules(),
         *cargo_package.rules(),
         *c_package.rules(),
+        *flat_binary.rules(),
         *sysroot.rules(),
         *data_package.rules(),
         *initfs.rules(),

@@ -404,6 +404,105 @@ class RedoxCPackageTarget(Target):
 
 
 # ---------------------------------------------------------------------------------------------
+# redox_flat_binary
+# ---------------------------------------------------------------------------------------------
+
+
+class FlatBinarySourcesField(MultipleSourcesField):
+    default = ("*.ld", "**/*.asm", "**/*.inc")
+    help = help_text(
+        """
+        The linker script and nasm files in the repository (when they do not come from a
+        `source` checkout).
+        """
+    )
+
+
+class FlatBinaryInputField(StringField):
+    alias = "input"
+    required = True
+    help = help_text(
+        """
+        What is linked and wrapped: a static library, object or ELF executable another package
+        installs, as `<address>[=<path in its staged tree>]` (e.g.
+        `:bootloader-bios-lib=usr/lib/libbootloader.a`). A build input, not a run-time dependency.
+        """
+    )
+
+
+class FlatBinaryLinkerScriptField(StringField):
+    alias = "linker_script"
+    help = help_text(
+        """
+        Linker script (relative to the target's directory, or to `source_subdir` of the `source`
+        checkout) for `ld.lld <link_args> -T <script> -o <name>.elf <input>`. Required for a
+        static library or object input; an ELF executable input is used as it is.
+        """
+    )
+
+
+class FlatBinaryLinkArgsField(StringSequenceField):
+    alias = "link_args"
+    help = 'Arguments before `-T <script>`, e.g. `["-m", "elf_i386", "--gc-sections", "-z", "max-page-size=0x1000"]`.'
+
+
+class FlatBinarySplitDebugField(BoolField):
+    alias = "split_debug"
+    default = False
+    help = "Split the linked ELF with objcopy: `--only-keep-debug` -> output `sym`, then `--strip-debug` the ELF."
+
+
+class FlatBinaryNasmSourceField(StringField):
+    alias = "nasm_source"
+    required = True
+    help = help_text(
+        """
+        The nasm file assembled with `nasm -f bin` into the flat binary (relative like
+        `linker_script`); it gets the linked ELF's path as `-D STAGE3=<path>` (unquoted, as
+        upstream: `%defstr` it before `incbin`).
+        """
+    )
+
+
+class FlatBinaryNasmIncludeDirsField(StringSequenceField):
+    alias = "nasm_include_dirs"
+    help = "Directories passed to nasm as `-i <dir>/` (relative like `linker_script`)."
+
+
+class FlatBinaryNasmDefinesField(DictStringToStringField):
+    alias = "nasm_defines"
+    help = 'More nasm `-D` macros: `{"NAME": "value"}` (`""` defines NAME without a value).'
+
+
+class RedoxFlatBinaryTarget(Target):
+    alias = "redox_flat_binary"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        FlatBinarySourcesField,
+        CargoSourceField,
+        CargoSourceSubdirField,
+        FlatBinaryInputField,
+        FlatBinaryLinkerScriptField,
+        FlatBinaryLinkArgsField,
+        FlatBinarySplitDebugField,
+        FlatBinaryNasmSourceField,
+        FlatBinaryNasmIncludeDirsField,
+        FlatBinaryNasmDefinesField,
+        RedoxDependenciesField,
+        RedoxInstallField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        A flat binary made the way the bootloader's BIOS variant is: another package's static
+        library linked by ld.lld with a linker script into an ELF (optionally objcopy-split), then
+        wrapped by `nasm -f bin` around it (`-D STAGE3=<elf>`). `install` maps the outputs
+        `image` (the flat binary), `elf` and `sym` (with `split_debug`) to image paths.
+        """
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # redox_sysroot
 # ---------------------------------------------------------------------------------------------
 
@@ -1112,6 +1211,7 @@ def target_types():
         RedoxSourceTarget,
         RedoxCargoPackageTarget,
         RedoxCPackageTarget,
+        RedoxFlatBinaryTarget,
         RedoxSysrootTarget,
         RedoxPackageGroupTarget,
         RedoxDataPackageTarget,

@@ -26,6 +26,7 @@ from pants.testutil.rule_runner import QueryRule, RuleRunner
 from redox import register
 from redox.goals.c_package import CPackageFieldSet
 from redox.goals.cargo_package import CargoPackageFieldSet
+from redox.goals.flat_binary import FlatBinaryFieldSet
 
 BUILDROOT = os.environ.get("REDOX_PANTS_BUILDROOT", "")
 PEX = f"{BUILDROOT}/.bootstrap/pex-v2.1.137"
@@ -76,6 +77,42 @@ redox_cargo_package(
 )
 redox_cargo_package(name="no-install", build_std=["core"])
 """,
+    "packages/fixtures/bios-shaped/BUILD": """
+redox_cargo_package(
+    name="stage3",
+    sources=["Cargo.toml", "Cargo.lock", "src/**/*.rs", "x86-unknown-none.json"],
+    target_spec="x86-unknown-none.json",
+    build_std=["core"],
+    install={"libbios_shaped.a": "/usr/lib/libbios_shaped.a"},
+)
+redox_flat_binary(
+    name="bios-shaped",
+    sources=["linker.ld", "asm/**/*.asm"],
+    input=":stage3=usr/lib/libbios_shaped.a",
+    linker_script="linker.ld",
+    link_args=["-m", "elf_i386", "--gc-sections", "-z", "max-page-size=0x1000"],
+    split_debug=True,
+    nasm_source="asm/bootloader.asm",
+    nasm_include_dirs=["asm/include"],
+    install={"image": "/usr/lib/boot/bios-shaped.bios", "elf": "/usr/lib/boot/bios-shaped.elf"},
+)
+redox_flat_binary(
+    name="missing-nasm-source",
+    sources=["linker.ld", "asm/**/*.asm"],
+    input=":stage3=usr/lib/libbios_shaped.a",
+    linker_script="linker.ld",
+    nasm_source="asm/missing.asm",
+    install={"image": "/x.bios"},
+)
+redox_flat_binary(
+    name="missing-stage3",
+    sources=["linker.ld", "asm/**/*.asm"],
+    input=":stage3=usr/lib/libbootloader.a",
+    linker_script="linker.ld",
+    nasm_source="asm/bootloader.asm",
+    install={"image": "/x.bios"},
+)
+""",
     "packages/broken/BUILD": 'redox_cargo_package(name="no-crate", sources=["*.txt"], install={"x": "/x"})\n',
     "packages/broken/README.txt": "not a crate\n",
 }
@@ -92,6 +129,7 @@ def rule_runner() -> RuleRunner:
             *system_binaries.rules(),
             QueryRule(BuiltPackage, [CargoPackageFieldSet]),
             QueryRule(BuiltPackage, [CPackageFieldSet]),
+            QueryRule(BuiltPackage, [FlatBinaryFieldSet]),
             QueryRule(WrappedTarget, [WrappedTargetRequest]),
         ],
         target_types=[
@@ -216,3 +254,43 @@ def test_bad_packages_fail_with_one_clear_error(rule_runner: RuleRunner, address
     for part in expected:
         assert part in message
     assert "Traceback" not in message.split("PackageBuildError")[-1]
+
+
+def test_flat_binary_wraps_the_linked_i386_elf(rule_runner: RuleRunner) -> None:
+    # The Rust staticlib for the i686 target JSON (core built with build-std), linked by ld.lld
+    # -m elf_i386 with linker.ld, stripped, and incbin'ed by nasm after the 512-byte stage.
+    address = Address("packages/fixtures/bios-shaped", target_name="bios-shaped")
+    built = package(rule_runner, address, FlatBinaryFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-bios")
+    boot = out / "packages.fixtures.bios-shaped/bios-shaped/usr/lib/boot"
+    image = (boot / "bios-shaped.bios").read_bytes()
+    elf = (boot / "bios-shaped.elf").read_bytes()
+    assert image[2:10] == b"BIOSSHAP" and image[510:512] == b"\x55\xaa"
+    assert image[512 : 512 + len(elf)] == elf and len(image) % 512 == 0
+    header = readelf(boot / "bios-shaped.elf", "-h")
+    assert "ELF32" in header and "Intel 80386" in header
+    assert int(header.split("Entry point address:")[1].split()[0], 16) == 0x103000  # STAGE3_BASE in linker.ld
+    symbols = readelf(boot / "bios-shaped.elf", "-s")
+    assert " kstart" in symbols and ".debug_info" not in readelf(boot / "bios-shaped.elf", "-S")
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("missing-nasm-source", ["packages/fixtures/bios-shaped:missing-nasm-source", "nasm_source 'asm/missing.asm' is not a file"]),
+        (
+            "missing-stage3",
+            [
+                "the `input` field of packages/fixtures/bios-shaped:missing-stage3",
+                "installs no usr/lib/libbootloader.a (it installs: usr/lib/libbios_shaped.a)",
+            ],
+        ),
+    ],
+)
+def test_bad_flat_binaries_fail_with_one_clear_error(rule_runner: RuleRunner, name: str, expected: List[str]) -> None:
+    with pytest.raises(ExecutionError) as excinfo:
+        package(rule_runner, Address("packages/fixtures/bios-shaped", target_name=name), FlatBinaryFieldSet)
+    message = str(excinfo.value)
+    for part in expected:
+        assert part in message
+    assert "Traceback" not in message.split("Error: ")[-1]

@@ -1,4 +1,4 @@
-"""Make `<address>[=path]` fields (kernel, initfs, bootloader, bootstrap, image, vm) real graph edges,
+"""Make `<address>[=path]` fields (kernel, initfs, bootloader, bootstrap, image, vm, input) real graph edges,
 so `./pants dependencies --transitive` shows everything an image is built from."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from redox.target_types import (
     DiskImageBootloaderField,
     DiskImageInitfsField,
     DiskImageKernelField,
+    FlatBinaryInputField,
     InitfsBootstrapField,
     RedoxSysrootField,
     RedoxVmControlVmField,
@@ -87,6 +88,18 @@ class SysrootPartsFieldSet(FieldSet):
     libm: SysrootLibmField
     libraries: SysrootLibrariesField
     source: SysrootSourceField
+
+
+@dataclass(frozen=True)
+class FlatBinaryInputFieldSet(FieldSet):
+    """The `input` of a `redox_flat_binary` (its `source` is a CargoSourceField, inferred above)."""
+
+    required_fields = (FlatBinaryInputField,)
+    input: FlatBinaryInputField
+
+
+class InferFlatBinaryInput(InferDependenciesRequest):
+    infer_from = FlatBinaryInputFieldSet
 
 
 class InferSysrootReference(InferDependenciesRequest):
@@ -186,6 +199,12 @@ async def infer_sysroot_reference(request: InferSysrootReference) -> InferredDep
 
 
 @rule
+async def infer_flat_binary_input(request: InferFlatBinaryInput) -> InferredDependencies:
+    fs = request.field_set
+    return await Get(InferredDependencies, _References(fs.address, (("input", fs.input.value),)))
+
+
+@rule
 async def infer_sysroot_parts(request: InferSysrootParts) -> InferredDependencies:
     fs = request.field_set
     named = [("archives", a) for a in fs.archives.value or ()]
@@ -204,6 +223,7 @@ def rules():
         UnionRule(InferDependenciesRequest, InferInitfsReferences),
         UnionRule(InferDependenciesRequest, InferBootTestReferences),
         UnionRule(InferDependenciesRequest, InferCargoSourceReference),
+        UnionRule(InferDependenciesRequest, InferFlatBinaryInput),
         UnionRule(InferDependenciesRequest, InferVmImageReferences),
         UnionRule(InferDependenciesRequest, InferVmControlReferences),
     ]
