@@ -274,6 +274,17 @@ class CargoEmitObjectField(BoolField):
     )
 
 
+class CargoLibOnlyField(BoolField):
+    alias = "lib_only"
+    default = False
+    help = help_text(
+        """
+        Build only the package's lib target (`cargo build --lib`), like upstream's `cargo rustc
+        --lib` for a staticlib whose crate also has bins (the BIOS bootloader's stage 3).
+        """
+    )
+
+
 class CargoVendorField(SpecialCasedDependencies):
     alias = "vendor"
     help = help_text(
@@ -309,6 +320,7 @@ class RedoxCargoPackageTarget(Target):
         CargoEntryField,
         CargoNasmSourcesField,
         CargoEmitObjectField,
+        CargoLibOnlyField,
         CargoVendorField,
         RedoxSysrootField,
         RedoxLinkageField,

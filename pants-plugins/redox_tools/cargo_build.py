@@ -64,6 +64,7 @@ class Spec:
     split_debug: List[str] = field(default_factory=list)
     bins: List[str] = field(default_factory=list)
     emit_object: bool = False  # `cargo rustc --lib -- --emit obj=<crate>.o` per package
+    lib_only: bool = False  # `cargo build --lib`
     vendor_dirs: List[str] = field(default_factory=list)
     install: Dict[str, str] = field(default_factory=dict)
     sysroot: Optional[str] = None  # a relibc-shaped sysroot tree to link programs against
@@ -504,6 +505,10 @@ def build(spec: Spec) -> List[str]:
     else:
         for member in spec.cargo_packages:
             args += ["-p", member]
+        if spec.lib_only:
+            if spec.bins:
+                raise CargoBuildError(f"{spec.package}: `lib_only` builds the lib alone; `bins` does not apply to it")
+            args.append("--lib")
         for b in spec.bins:
             args += ["--bin", b]
         proc = subprocess.run([cargo, "build", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

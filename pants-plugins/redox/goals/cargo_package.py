@@ -37,6 +37,7 @@ from redox.target_types import (
     CargoBuildStdFeaturesField,
     CargoBuildStdField,
     CargoEmitObjectField,
+    CargoLibOnlyField,
     CargoEntryField,
     CargoFeaturesField,
     CargoLinkerScriptField,
@@ -95,6 +96,7 @@ class CargoPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     entry: CargoEntryField
     nasm_sources: CargoNasmSourcesField
     emit_object: CargoEmitObjectField
+    lib_only: CargoLibOnlyField
     vendor: CargoVendorField
     sysroot: RedoxSysrootField
     linkage: RedoxLinkageField
@@ -244,6 +246,7 @@ async def build_cargo_package(
         "split_debug": list(field_set.split_debug.value or ()),
         "bins": list(field_set.bins.value or ()),
         "emit_object": bool(field_set.emit_object.value),
+        "lib_only": bool(field_set.lib_only.value),
         # A vendor target's files are a cargo vendor directory rooted at the target's directory.
         # (and, for a `source`, the crates its Cargo.lock pins, vendored above).
         "vendor_dirs": vendor_dirs,

@@ -83,6 +83,7 @@ redox_cargo_package(
     sources=["Cargo.toml", "Cargo.lock", "src/**/*.rs", "x86-unknown-none.json"],
     target_spec="x86-unknown-none.json",
     build_std=["core"],
+    lib_only=True,
     install={"libbios_shaped.a": "/usr/lib/libbios_shaped.a"},
 )
 redox_flat_binary(
