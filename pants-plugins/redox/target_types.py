@@ -32,6 +32,13 @@ KNOWN_TRIPLES = (REDOX_TRIPLE, UEFI_TRIPLE, HOST)
 # ---------------------------------------------------------------------------------------------
 
 
+class TargetReferenceField:
+    """Mixin for a field whose value names other targets as `<address>[=<path in its staged
+    tree>]` (one string, a list, or a dict's values). Dependency inference turns every such
+    value into a graph edge, so a new reference field needs no rule of its own."""
+
+
+
 class RedoxTargetTripleField(StringField):
     alias = "rust_target"
     default = REDOX_TRIPLE
@@ -67,7 +74,7 @@ class RedoxDependenciesField(Dependencies):
     )
 
 
-class RedoxSysrootField(StringField):
+class RedoxSysrootField(TargetReferenceField, StringField):
     alias = "sysroot"
     help = help_text(
         """
@@ -141,7 +148,7 @@ class CargoSourcesField(MultipleSourcesField):
     )
 
 
-class CargoSourceField(StringField):
+class CargoSourceField(TargetReferenceField, StringField):
     alias = "source"
     help = help_text(
         """
@@ -430,7 +437,7 @@ class FlatBinarySourcesField(MultipleSourcesField):
     )
 
 
-class FlatBinaryInputField(StringField):
+class FlatBinaryInputField(TargetReferenceField, StringField):
     alias = "input"
     required = True
     help = help_text(
@@ -528,7 +535,7 @@ class SysrootSourcesField(MultipleSourcesField):
     )
 
 
-class SysrootSourceField(StringField):
+class SysrootSourceField(TargetReferenceField, StringField):
     alias = "source"
     help = "A `redox_source` whose checkout holds the headers and cbindgen inputs (relibc), instead of `sources`."
 
@@ -538,7 +545,7 @@ class SysrootSourceSubdirField(StringField):
     help = "Directory inside the `source` checkout that `headers` and `cbindgen` paths are relative to."
 
 
-class SysrootArchivesField(StringSequenceField):
+class SysrootArchivesField(TargetReferenceField, StringSequenceField):
     alias = "archives"
     required = True
     help = help_text(
@@ -550,7 +557,7 @@ class SysrootArchivesField(StringSequenceField):
     )
 
 
-class SysrootCrtObjectsField(DictStringToStringField):
+class SysrootCrtObjectsField(TargetReferenceField, DictStringToStringField):
     alias = "crt_objects"
     required = True
     help = help_text(
@@ -561,12 +568,12 @@ class SysrootCrtObjectsField(DictStringToStringField):
     )
 
 
-class SysrootLdSoObjectField(StringField):
+class SysrootLdSoObjectField(TargetReferenceField, StringField):
     alias = "ld_so_object"
     help = "The dynamic loader object linked first into libc.so (`<address>[=<path>]`); optional."
 
 
-class SysrootLibmField(StringField):
+class SysrootLibmField(TargetReferenceField, StringField):
     alias = "libm"
     help = help_text(
         """
@@ -576,7 +583,7 @@ class SysrootLibmField(StringField):
     )
 
 
-class SysrootLibrariesField(DictStringToStringField):
+class SysrootLibrariesField(TargetReferenceField, DictStringToStringField):
     alias = "libraries"
     help = help_text(
         """
@@ -750,7 +757,7 @@ class RedoxDataPackageTarget(Target):
 # ---------------------------------------------------------------------------------------------
 
 
-class InitfsBootstrapField(StringField):
+class InitfsBootstrapField(TargetReferenceField, StringField):
     alias = "bootstrap"
     required = True
     help = help_text(
@@ -796,7 +803,7 @@ class DiskImageRootField(Dependencies):
     )
 
 
-class DiskImageKernelField(StringField):
+class DiskImageKernelField(TargetReferenceField, StringField):
     alias = "kernel"
     help = help_text(
         """
@@ -806,12 +813,12 @@ class DiskImageKernelField(StringField):
     )
 
 
-class DiskImageInitfsField(StringField):
+class DiskImageInitfsField(TargetReferenceField, StringField):
     alias = "initfs"
     help = "A `redox_initfs` target; installed at /usr/lib/boot/initfs."
 
 
-class DiskImageBootloaderField(StringField):
+class DiskImageBootloaderField(TargetReferenceField, StringField):
     alias = "bootloader"
     required = True
     help = help_text(
@@ -872,7 +879,7 @@ class RedoxDiskImageTarget(Target):
 # ---------------------------------------------------------------------------------------------
 
 
-class BootTestImageField(StringField):
+class BootTestImageField(TargetReferenceField, StringField):
     alias = "image"
     required = True
     help = "The `redox_disk_image` to boot."
@@ -972,7 +979,7 @@ VM_NETWORKS = ("none", "user", "tap")
 VM_CONTROL_ACTIONS = ("pause", "resume", "info", "snapshot", "resize-memory")
 
 
-class RedoxVmImageField(StringField):
+class RedoxVmImageField(TargetReferenceField, StringField):
     alias = "image"
     required = True
     help = "The `redox_disk_image` to boot. It is built first and never written: the VM runs on an overlay."
@@ -1117,7 +1124,7 @@ class RedoxVmTarget(Target):
     )
 
 
-class RedoxVmControlVmField(StringField):
+class RedoxVmControlVmField(TargetReferenceField, StringField):
     alias = "vm"
     required = True
     help = "The `redox_vm` (with `dev_mode=True`) whose running VM to control."
