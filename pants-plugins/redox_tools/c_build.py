@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from redox_tools.driver import image_relpath, load_spec, stage
 from redox_tools.errors import ToolError, run_main
 
 
@@ -156,14 +155,7 @@ def install_plan(spec: CSpec, outputs: Dict[str, str]) -> List[Tuple[str, str]]:
             raise CBuildError(
                 f"{spec.package}: `install` names `{name}`, but the build produced {', '.join(sorted(outputs))}"
             )
-        rel = dest.lstrip("/")
-        parts = rel.split("/")
-        if not rel or ".." in parts or "" in parts or "." in parts:
-            raise CBuildError(
-                f"{spec.package}: install path {dest!r} for `{name}` is not a plain path inside the image "
-                "(no empty, '.' or '..' components)"
-            )
-        plan.append((name, rel))
+        plan.append((name, image_relpath(spec.package, name, dest, CBuildError)))
     return plan
 
 
@@ -267,27 +259,15 @@ def build(spec: CSpec) -> List[str]:
         outputs = {f"lib{spec.name}.a": lib}
     if spec.output_kind == "executable":
         outputs = {spec.name: link_executable(spec, [objects[k] for k in sorted(objects)])}
-    installed = []
-    for name, rel in install_plan(spec, outputs):
-        target = os.path.join(spec.out_dir, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(outputs[name], target)
-        os.chmod(target, 0o755 if spec.output_kind == "executable" else 0o644)
-        installed.append(rel)
-    return installed
+    mode = 0o755 if spec.output_kind == "executable" else 0o644
+    return stage(spec.out_dir, [(outputs[name], rel, mode) for name, rel in install_plan(spec, outputs)])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m redox_tools.c_build")
     parser.add_argument("spec")
     args = parser.parse_args(argv)
-    with open(args.spec) as f:
-        data = json.load(f)
-    try:
-        spec = CSpec(**data)
-    except TypeError as e:
-        raise CBuildError(f"bad C build spec {args.spec}: {e}") from None
-    for p in build(spec):
+    for p in build(load_spec(CSpec, args.spec, CBuildError, "C build")):
         print(p)
     return 0
 

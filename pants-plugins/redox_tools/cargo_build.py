@@ -28,6 +28,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from redox_tools.driver import image_relpath, load_spec
 from redox_tools.errors import ToolError, run_main
 
 # Per target: the linker rustc should use and its flavor. The redox target's built-in default
@@ -76,12 +77,7 @@ class Spec:
 
     @classmethod
     def load(cls, path: str) -> "Spec":
-        with open(path) as f:
-            data = json.load(f)
-        try:
-            return cls(**data)
-        except TypeError as e:
-            raise CargoBuildError(f"bad cargo build spec {path}: {e}") from None
+        return load_spec(cls, path, CargoBuildError, "cargo build")
 
 
 _PKG_NAME = re.compile(r'^\s*name\s*=\s*"([^"]+)"', re.M)
@@ -593,13 +589,7 @@ def stage_outputs(spec: Spec, out_root: str, staged: str) -> List[str]:
                 f"{spec.package}: `install` names `{name}`, but cargo produced no output of that name "
                 f"(produced: {', '.join(produced) or 'nothing'})"
             )
-        rel = dest.lstrip("/")
-        parts = rel.split("/")
-        if not rel or ".." in parts or "" in parts or "." in parts:
-            raise CargoBuildError(
-                f"{spec.package}: install path {dest!r} for `{name}` is not a plain path inside the image "
-                "(no empty, '.' or '..' components)"
-            )
+        rel = image_relpath(spec.package, name, dest, CargoBuildError)
         plan.append((name, src, rel))
     seen: Dict[str, str] = {}
     for name, _src, rel in plan:

@@ -17,13 +17,13 @@ symbols, with split_debug).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from redox_tools.driver import image_relpath, load_spec, stage
 from redox_tools.errors import ToolError, run_main
 
 
@@ -118,10 +118,7 @@ def check_spec(spec: FlatBinarySpec) -> Tuple[str, Optional[str]]:
     if not spec.install:
         raise FlatBinaryError(f"{spec.package}: `install` is empty, so the package would stage nothing")
     for name, dest in spec.install.items():
-        rel = dest.lstrip("/")
-        parts = rel.split("/")
-        if not rel or ".." in parts or "" in parts or "." in parts:
-            raise FlatBinaryError(f"{spec.package}: install path {dest!r} for `{name}` is not a plain path inside the image")
+        image_relpath(spec.package, name, dest, FlatBinaryError)
     if not spec.nasm_source:
         raise FlatBinaryError(f"{spec.package}: `nasm_source` is empty; it names the .asm file that incbins the ELF")
     in_source(spec, spec.nasm_source, "nasm_source")
@@ -172,28 +169,18 @@ def build(spec: FlatBinarySpec) -> List[str]:
         args += ["-i", in_source(spec, d, "nasm_include_dirs entry", want_dir=True).rstrip("/") + "/"]
     run([*args, in_source(spec, spec.nasm_source, "nasm_source")], spec, f"nasm {spec.nasm_source}")
     outputs["image"] = image
-    installed = []
-    for name, dest in sorted(spec.install.items()):
-        rel = dest.lstrip("/")
-        target = os.path.join(spec.out_dir, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(outputs[name], target)
-        os.chmod(target, 0o644)
-        installed.append(rel)
-    return installed
+    return stage(
+        spec.out_dir,
+        [(outputs[name], image_relpath(spec.package, name, dest, FlatBinaryError), 0o644)
+         for name, dest in sorted(spec.install.items())],
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m redox_tools.flat_binary")
     parser.add_argument("spec")
     args = parser.parse_args(argv)
-    with open(args.spec) as f:
-        data = json.load(f)
-    try:
-        spec = FlatBinarySpec(**data)
-    except TypeError as e:
-        raise FlatBinaryError(f"bad flat binary spec {args.spec}: {e}") from None
-    for p in build(spec):
+    for p in build(load_spec(FlatBinarySpec, args.spec, FlatBinaryError, "flat binary")):
         print(p)
     return 0
 

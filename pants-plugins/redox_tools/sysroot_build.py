@@ -27,7 +27,6 @@ the real function. Every output is byte-for-byte deterministic.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import struct
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from redox_tools.elf import ElfError, ElfFile
+from redox_tools.driver import load_spec
 from redox_tools.errors import ToolError, run_main
 
 
@@ -72,12 +72,7 @@ class SysrootSpec:
 
     @classmethod
     def load(cls, path: str) -> "SysrootSpec":
-        with open(path) as f:
-            data = json.load(f)
-        try:
-            return cls(**data)
-        except TypeError as e:
-            raise SysrootBuildError(f"bad sysroot build spec {path}: {e}") from None
+        return load_spec(cls, path, SysrootBuildError, "sysroot build")
 
 
 def run(spec: SysrootSpec, args: Sequence[str], what: str, stdin: Optional[str] = None, cwd: Optional[str] = None) -> str:

@@ -1,0 +1,47 @@
+"""What every package build driver (cargo_build, c_build, sysroot_build, flat_binary) shares:
+reading its JSON spec into its dataclass, checking `install` paths, and staging outputs under
+`out_dir` at their image paths. Errors are the caller's ToolError subclass, naming the package."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any, Iterable, List, Tuple, Type, TypeVar
+
+from redox_tools.errors import ToolError
+
+T = TypeVar("T")
+
+
+def load_spec(cls: Type[T], path: str, error: Type[ToolError], what: str) -> T:
+    """`cls(**json)` of the spec file; an unknown or missing key -> `bad <what> spec <path>: ...`."""
+    with open(path) as f:
+        data: Any = json.load(f)
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise error(f"bad {what} spec {path}: {e}") from None
+
+
+def image_relpath(package: str, name: str, dest: str, error: Type[ToolError]) -> str:
+    """`dest` (an install path) relative to the image root; refused unless it is a plain path."""
+    rel = dest.lstrip("/")
+    parts = rel.split("/")
+    if not rel or ".." in parts or "" in parts or "." in parts:
+        raise error(
+            f"{package}: install path {dest!r} for `{name}` is not a plain path inside the image "
+            "(no empty, '.' or '..' components)"
+        )
+    return rel
+
+
+def stage(out_dir: str, files: Iterable[Tuple[str, str, int]]) -> List[str]:
+    """Copy each (source file, image-relative path, mode) under `out_dir`; the paths staged."""
+    staged = []
+    for src, rel, mode in files:
+        target = os.path.join(out_dir, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(src, target)
+        os.chmod(target, mode)
+        staged.append(rel)
+    return staged
