@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from redox_tools.driver import image_relpath, load_spec
 from redox_tools.errors import ToolError, run_main
+from redox_tools.sources.cargo_git import VendoredGitSource, read_index, source_replacement_config
 
 # Per target: the linker rustc should use and its flavor. The redox target's built-in default
 # (x86_64-unknown-redox-gcc) exists only in Redox's prefix toolchain; freestanding code links
@@ -67,6 +68,7 @@ class Spec:
     emit_object: bool = False  # `cargo rustc --lib -- --emit obj=<crate>.o` per package
     lib_only: bool = False  # `cargo build --lib`
     vendor_dirs: List[str] = field(default_factory=list)
+    git_vendor_dir: Optional[str] = None  # git dependencies laid out by redox_tools.sources.cargo_git
     install: Dict[str, str] = field(default_factory=dict)
     sysroot: Optional[str] = None  # a relibc-shaped sysroot tree to link programs against
     linkage: str = "static"  # or "dynamic": against the sysroot's libc.so (needs `interpreter`)
@@ -128,15 +130,21 @@ def merge_vendor_dirs(dirs: Sequence[str], dest: str) -> Dict[str, str]:
     return chosen
 
 
-def cargo_config(vendor_dir: str) -> str:
+def cargo_config(vendor_dir: str, git_sources: Sequence[VendoredGitSource] = ()) -> str:
+    """The cargo config of an offline build: crates.io replaced by the directory source
+    `vendor_dir`, and each git source of the lock (`[source."git+URL?rev=..."]` with its git=,
+    rev=/branch=/tag=) replaced by the directory its crates were vendored to
+    (`redox_tools.sources.cargo_git.read_index(<git vendor dir>)`), so cargo never fetches."""
     # json.dumps gives a valid TOML basic string (quotes and backslashes escaped).
-    return (
+    text = (
         "[source.crates-io]\n"
         'replace-with = "redox-pants-vendor"\n\n'
         "[source.redox-pants-vendor]\n"
         f"directory = {json.dumps(vendor_dir)}\n\n"
-        "[net]\noffline = true\n"
     )
+    if git_sources:
+        text += source_replacement_config(git_sources) + "\n"
+    return text + "[net]\noffline = true\n"
 
 
 def target_args(spec: Spec, root: str) -> Tuple[List[str], str]:
@@ -300,12 +308,45 @@ def explain_cargo_failure(spec: Spec, stderr: str) -> str:
             "(`rustc --print target-list` lists the built-in ones; for a custom target set `target_spec`)"
         )
     if "failed to get `" in stderr:
-        return f"{spec.package}: a dependency is not in the vendor directories:\n" + indent(tail(stderr))
-    return f"{spec.package}: cargo build failed:\n" + indent(tail(stderr))
+        return f"{spec.package}: a dependency is not in the vendor directories:\n" + indent(errors_then_tail(stderr))
+    return f"{spec.package}: cargo build failed:\n" + indent(errors_then_tail(stderr))
 
 
 def tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+_ERROR_START = re.compile(r"^error(\[E\d+\])?:")
+
+
+def error_blocks(text: str, limit: int = 80) -> List[str]:
+    """The compiler's `error` diagnostics (each from its `error...:` line to the next blank
+    line or the next diagnostic), at most `limit` lines; warnings are left out."""
+    out: List[str] = []
+    inside = False
+    for line in text.splitlines():
+        if _ERROR_START.match(line):
+            inside = True
+        elif inside and (not line.strip() or re.match(r"^(warning|note|help)(\[\w+\])?:", line) or line.startswith("   Compiling")):
+            inside = False
+            if out and out[-1] != "":
+                out.append("")
+            continue
+        if inside:
+            out.append(line)
+        if len(out) >= limit:
+            out.append("... (more errors)")
+            break
+    return out
+
+
+def errors_then_tail(text: str, lines: int = 40) -> str:
+    """A failed build's output as the user needs it: the `error` diagnostics first (they are
+    often far above the end, behind pages of warnings), then the last `lines` lines."""
+    errors = error_blocks(text)
+    if not errors:
+        return tail(text, lines)
+    return "\n".join(errors).rstrip() + f"\n--- last {lines} lines of cargo's output ---\n" + tail(text, lines)
 
 
 def indent(text: str) -> str:
@@ -456,7 +497,7 @@ def build(spec: Spec) -> List[str]:
         vendor_dirs.append(resolve(std_vendor, root))
     merge_vendor_dirs(vendor_dirs, vendor)
     with open(os.path.join(cargo_home, "config.toml"), "w") as f:
-        f.write(cargo_config(vendor))
+        f.write(cargo_config(vendor, read_index(resolve(spec.git_vendor_dir, root)) if spec.git_vendor_dir else ()))
 
     env = {
         "PATH": os.pathsep.join(spec.path),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from typing import List
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address
@@ -17,7 +18,7 @@ from pants.engine.fs import (
     PathGlobs,
     Snapshot,
 )
-from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     HydratedSources,
@@ -70,6 +71,7 @@ from redox.util_rules.staged_tree import (
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
 CARGO_VENDOR_DIR = "__cargo_vendor"
+CARGO_GIT_DIR = "__cargo_git"  # the lock's git dependencies, fetched by the project (redox_tools.sources.cargo_git)
 CARGO_HOME_DIR = "__cargo_home"
 
 
@@ -128,7 +130,48 @@ class CargoVendorRequest:
 
 @dataclass(frozen=True)
 class CargoVendor:
-    digest: Digest  # the crates under CARGO_VENDOR_DIR
+    digest: Digest  # crates.io crates under CARGO_VENDOR_DIR, git dependencies under CARGO_GIT_DIR
+
+
+def lock_candidates(crate_dir: str) -> List[str]:
+    """Where the crate's Cargo.lock may be, nearest first: its own directory, then each parent up
+    to the checkout root (a workspace member's lock is the workspace root's)."""
+    parts = crate_dir.split("/")
+    return ["/".join(parts[:n] + ["Cargo.lock"]) for n in range(len(parts), 0, -1) if "/".join(parts[:n]).startswith(UPSTREAM_DIR)]
+
+
+@dataclass(frozen=True)
+class CrateMirrorFingerprintRequest:
+    cargo_config: str
+
+
+@dataclass(frozen=True)
+class CrateMirrorFingerprint:
+    value: str
+
+
+@rule(desc="Fingerprint the local crate mirrors", level=LogLevel.DEBUG)
+async def crate_mirror_fingerprint(request: CrateMirrorFingerprintRequest) -> CrateMirrorFingerprint:
+    """What the `directory`/`local-registry` mirrors of `[redox-sources].cargo_config` hold,
+    measured once per run (they live outside the repository), so that changing them re-vendors."""
+    if not request.cargo_config.strip():
+        return CrateMirrorFingerprint("")
+    config = await Get(Digest, CreateDigest([FileContent("__cargo_config.toml", request.cargo_config.encode())]))
+    process = await Get(
+        Process,
+        RedoxToolProcess(
+            module="redox_tools.sources",
+            args=("crate-mirror-fingerprint", "__cargo_config.toml"),
+            description="Fingerprint the crate mirrors of [redox-sources].cargo_config",
+            input_digest=config,
+            cache_scope=ProcessCacheScope.PER_SESSION,
+            level=LogLevel.DEBUG,
+        ),
+    )
+    result = await Get(FallibleProcessResult, Process, process)
+    if result.exit_code != 0:
+        raise PackageBuildError(f"[redox-sources].cargo_config: {failure_message(result)}")
+    return CrateMirrorFingerprint(result.stdout.decode().strip())
 
 
 def in_sandbox(path: str) -> str:
@@ -138,30 +181,39 @@ def in_sandbox(path: str) -> str:
 
 @rule(desc="Vendor a Redox Cargo package's crates", level=LogLevel.DEBUG)
 async def vendor_cargo_crates(request: CargoVendorRequest, subsystem: RedoxSourcesSubsystem) -> CargoVendor:
-    lockfile = f"{request.crate_dir}/Cargo.lock"
-    found = await Get(Snapshot, DigestSubset(request.upstream_digest, PathGlobs([lockfile])))
-    if lockfile not in found.files:
+    candidates = lock_candidates(request.crate_dir)
+    found = await Get(Snapshot, DigestSubset(request.upstream_digest, PathGlobs(candidates)))
+    lockfile = next((c for c in candidates if c in found.files), None)
+    if lockfile is None:
         raise PackageBuildError(
             f"{request.address}: the source checkout has no Cargo.lock in "
-            f"{request.crate_dir[len(UPSTREAM_DIR):].lstrip('/') or 'its root'}; the vendor step vendors exactly "
-            "the lock file, so the upstream crate must commit one (or set `source_subdir` to the crate that does)"
+            f"{request.crate_dir[len(UPSTREAM_DIR):].lstrip('/') or 'its root'} or above it; the vendor step "
+            "vendors exactly the lock file, so the upstream crate must commit one (or set `source_subdir` to the "
+            "crate that does)"
         )
-    config = await Get(
-        Digest, CreateDigest([FileContent(f"{CARGO_HOME_DIR}/config.toml", subsystem.cargo_config.encode())])
+    lock_dir = lockfile.rsplit("/", 1)[0]
+    config, fingerprint = await MultiGet(
+        Get(Digest, CreateDigest([FileContent(f"{CARGO_HOME_DIR}/config.toml", subsystem.cargo_config.encode())])),
+        Get(CrateMirrorFingerprint, CrateMirrorFingerprintRequest(subsystem.cargo_config)),
     )
     toolchain = request.toolchain
+    mirrors: List[str] = []
+    for m in subsystem.mirror_dirs:
+        mirrors += ["--mirror", m]
     process = await Get(
         Process,
         RedoxToolProcess(
             module="redox_tools.sources",
             args=(
                 "vendor",
-                *("--crate", request.crate_dir, "--out", CARGO_VENDOR_DIR),
+                *("--crate", lock_dir, "--out", CARGO_VENDOR_DIR, "--git-out", CARGO_GIT_DIR),
                 *("--cargo", in_sandbox(toolchain.tool("cargo"))),
+                *("--name", str(request.address), "--connect-timeout", str(subsystem.connect_timeout)),
+                *mirrors,
             ),
             description=f"Vendor crates of {request.address}",
             input_digest=await Get(Digest, MergeDigests([request.upstream_digest, config])),
-            output_directories=(CARGO_VENDOR_DIR,),
+            output_directories=(CARGO_VENDOR_DIR, CARGO_GIT_DIR),
             env=FrozenDict(
                 {
                     "PATH": "/usr/bin:/bin",
@@ -169,6 +221,8 @@ async def vendor_cargo_crates(request: CargoVendorRequest, subsystem: RedoxSourc
                     "CARGO_HOME": "{chroot}/" + CARGO_HOME_DIR,
                     "HOME": "{chroot}/" + CARGO_HOME_DIR,
                     "REDOX_TOOLCHAIN_FINGERPRINT": toolchain.fingerprint,
+                    # What the local crate mirrors hold (they are outside the repository).
+                    "REDOX_CRATE_MIRROR_FINGERPRINT": fingerprint.value,
                 }
             ),
         ),
@@ -179,13 +233,12 @@ async def vendor_cargo_crates(request: CargoVendorRequest, subsystem: RedoxSourc
     )
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code != 0:
+        # The tool's lines name the package and the cause (which source or crate, unreachable
+        # or missing from the mirror), one line each.
         cause = failure_message(result)
-        if "unreachable" in cause or "timed out" in cause:
-            raise PackageBuildError(
-                f"{request.address}: crates.io unreachable; vendor on a connected machine or set "
-                f"[redox-sources].cargo_config to a local registry mirror ({cause})"
-            )
-        raise PackageBuildError(f"{request.address}: vendoring its crates failed: {cause}")
+        if not cause.startswith(str(request.address)):
+            cause = f"{request.address}: vendoring its crates failed: {cause}"
+        raise PackageBuildError(cause)
     return CargoVendor(result.output_digest)
 
 
@@ -205,6 +258,7 @@ async def build_cargo_package(
             )
     upstream_digest = None
     upstream_dir = None
+    git_vendor_dir = None
     toolchain_request = RedoxToolchainRequest(triple, needs_rust_src=bool(field_set.build_std.value))
     vendor_dirs = [t.address.spec_path for t in vendor_targets]
     if field_set.source.value:
@@ -220,6 +274,7 @@ async def build_cargo_package(
         )
         upstream_digest = await Get(Digest, MergeDigests([upstream_digest, cargo_vendor.digest]))
         vendor_dirs.append(CARGO_VENDOR_DIR)
+        git_vendor_dir = CARGO_GIT_DIR
     toolchain, sources, vendor_files, sysroot = await MultiGet(
         Get(RedoxToolchain, RedoxToolchainRequest, toolchain_request),
         Get(HydratedSources, HydrateSourcesRequest(field_set.sources)),
@@ -250,6 +305,7 @@ async def build_cargo_package(
         # A vendor target's files are a cargo vendor directory rooted at the target's directory.
         # (and, for a `source`, the crates its Cargo.lock pins, vendored above).
         "vendor_dirs": vendor_dirs,
+        "git_vendor_dir": git_vendor_dir,
         "install": dict(field_set.install.value),
         "sysroot": sysroot.path,
         "linkage": field_set.linkage.value or "static",

@@ -4,7 +4,8 @@
     python -m redox_tools.sources fetch-all --lock L --dest DIR [--only NAME ...] [--mirror DIR ...]
     python -m redox_tools.sources treehash DIR [--list]
     python -m redox_tools.sources check-vendor --lock Cargo.lock --vendor DIR [--vendor DIR ...]
-    python -m redox_tools.sources vendor --crate DIR --out DIR
+    python -m redox_tools.sources vendor --crate DIR --out DIR [--git-out DIR --mirror DIR ... --name PKG]
+    python -m redox_tools.sources crate-mirror-fingerprint CONFIG.toml
 
 `--lock` defaults to 3rdparty/redox/sources.lock.toml. `fetch` puts the source in DIR;
 `fetch-all` in DIR/<name> for each source. Progress goes to stderr; results (one line per
@@ -21,7 +22,7 @@ from redox_tools.errors import run_main
 from redox_tools.sources import treehash as treehash_mod
 from redox_tools.sources.fetch import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, fetch_all, fetch_source
 from redox_tools.sources.pins import DEFAULT_LOCK, load_lock
-from redox_tools.sources.vendor import cargo_vendor, check_vendor
+from redox_tools.sources.vendor import cargo_vendor, check_vendor, crate_mirror_fingerprint
 
 
 def _progress(msg: str) -> None:
@@ -72,6 +73,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     v.add_argument("--crate", required=True, help="directory with Cargo.toml and Cargo.lock")
     v.add_argument("--out", required=True)
     v.add_argument("--cargo", default="cargo")
+    v.add_argument("--git-out", metavar="DIR",
+                   help="fetch the lock's git dependencies (never with cargo) into DIR as directory sources")
+    v.add_argument("--mirror", action="append", default=[], metavar="DIR",
+                   help="mirror directory for git dependencies: <repo name>/ checkouts or <repo name>.git bare repos")
+    v.add_argument("--name", default="", help="the package, for messages")
+    v.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT)
+
+    fp = sub.add_parser("crate-mirror-fingerprint",
+                        help="hash what the local crate mirrors of a cargo config hold (the vendor step's cache key)")
+    fp.add_argument("config", help="cargo config.toml")
 
     args = ap.parse_args(argv)
     if args.cmd == "treehash":
@@ -81,7 +92,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{args.lock}: all {len(check.found)} locked crates present in {', '.join(args.vendor)}")
         return 0
     if args.cmd == "vendor":
-        print(cargo_vendor(args.crate, args.out, cargo=args.cargo), end="")
+        print(cargo_vendor(args.crate, args.out, cargo=args.cargo, name=args.name, git_out=args.git_out,
+                           mirror_dirs=args.mirror, connect_timeout=args.connect_timeout), end="")
+        return 0
+    if args.cmd == "crate-mirror-fingerprint":
+        with open(args.config, encoding="utf-8") as fh:
+            print(crate_mirror_fingerprint(fh.read()))
         return 0
 
     lock = load_lock(args.lock)

@@ -498,11 +498,20 @@ def _candidates(ctx: _Ctx, names: Sequence[str]) -> List[Tuple[str, str]]:
     return out
 
 
+class _NotInMirrors(RevNotFound):
+    """No git mirror candidate has the rev (raised instead of going to the network)."""
+
+    def __init__(self, skipped: Sequence[str]) -> None:
+        self.skipped = list(skipped)
+        super().__init__("; ".join(skipped))
+
+
 def _fetch_repo(
-    ctx: _Ctx, repo: str, url: str, rev: str, who: str, mirror_name: str, candidates: Sequence[Tuple[str, str]]
+    ctx: _Ctx, repo: str, url: str, rev: str, who: str, mirror_name: str, candidates: Sequence[Tuple[str, str]],
+    network: bool = True,
 ) -> str:
     """Fetch `rev` into a fresh git repo at `repo` from the first git candidate that has it, else
-    from `url`. Returns the origin used."""
+    from `url` (or, with `network=False`, raise `_NotInMirrors`). Returns the origin used."""
     skipped: List[str] = []
     for kind, path in candidates:
         if kind != "git":
@@ -515,6 +524,8 @@ def _fetch_repo(
         except (RevNotFound, SourceUnreachable, ToolError) as e:
             skipped.append(f"mirror {path} lacks {rev[:12]}" if isinstance(e, RevNotFound) else f"mirror {path}: {e}")
             ctx.say(f"{who}: {skipped[-1]}")
+    if not network:
+        raise _NotInMirrors(skipped)
     _rmtree(repo)
     _git_init(ctx, repo)
     reason = _probe(url, ctx)
@@ -537,17 +548,21 @@ def _fetch_git_tree(
     names = [pin.name, _repo_basename(pin.git)]
     cands = _candidates(ctx, names)
     notes: List[str] = []
-    if cands and all(k == "tree" for k, _ in cands):
-        path = cands[0][1]
-        if not pin.tree_hash_verified:
-            notes.append(f"plain mirror copy {path} not usable: the lock has no verified tree_hash to check it")
-        else:
-            ctx.say(f"{who}: copying pre-fetched checkout {path}")
-            _copy_tree(path, stage)
-            return "tree:" + path, "", pin.submodules, pin.rev_date, notes
+    # Every form in every mirror dir before the network: git checkouts and bare mirrors first
+    # (content-addressed), then a plain copy (only checkable against a verified tree_hash).
     git_cands = [c for c in cands if c[0] == "git"]
+    tree_cands = [c for c in cands if c[0] == "tree"]
+    plain = tree_cands[0][1] if tree_cands and pin.tree_hash_verified else ""
+    if tree_cands and not plain:
+        notes.append(f"plain mirror copy {tree_cands[0][1]} not usable: the lock has no verified tree_hash to check it")
     try:
-        origin = _fetch_repo(ctx, stage, pin.git, pin.rev, who, pin.name, git_cands)
+        origin = _fetch_repo(ctx, stage, pin.git, pin.rev, who, pin.name, git_cands, network=not plain)
+    except _NotInMirrors:
+        ctx.say(f"{who}: copying pre-fetched checkout {plain}")
+        _rmtree(stage)
+        os.makedirs(stage)
+        _copy_tree(plain, stage)
+        return "tree:" + plain, "", pin.submodules, pin.rev_date, notes
     except SourceUnreachable as e:
         if notes:
             raise SourceUnreachable(e.name, e.url, e.reason, e.mirror_name, "; ".join([e.extra] + notes).strip("; "))

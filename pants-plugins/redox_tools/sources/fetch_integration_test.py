@@ -217,6 +217,18 @@ def test_prefetched_plain_checkout_verified_and_tampered(up, tmp_path):
                      mirror_dirs=[str(mirror)])
 
 
+def test_plain_copy_used_when_a_bare_mirror_beside_it_lacks_the_rev(up, tmp_path):
+    # Every form in every mirror dir before giving up: M1/proj.git lacks c1 (stale), M2/proj is a
+    # plain copy of c1 -> the copy is used, checked by the tree hash.
+    m1, m2 = tmp_path / "m1", tmp_path / "m2"
+    bare_mirror(up.sub, m1 / "proj.git")
+    bare_mirror(up.sub, m2 / "proj.git")
+    shutil.copytree(up.ref_c1, m2 / "proj", symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    offline = pin_for(up, git=f"{UNREACHABLE_BASE}/proj.git", tree_hash=up.expected_c1)
+    res = fetch_source(offline, str(tmp_path / "ok"), mirror_dirs=[str(m1), str(m2)])
+    assert res.tree_hash_verified and res.origin == str(m2 / "proj")
+
+
 def test_dest_must_be_empty_unless_replace(up, tmp_path):
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "old").write_text("x")

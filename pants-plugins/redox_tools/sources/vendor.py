@@ -17,8 +17,11 @@ holds every crate a Cargo.lock pins (offline).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -29,6 +32,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]  # pants: no-infer-dep
 
 from redox_tools.errors import ToolError
+from redox_tools.sources import cargo_git
 
 _NET_PATTERNS = (
     "failed to download",
@@ -194,9 +198,19 @@ def cargo_vendor(
     env: Optional[Mapping[str, str]] = None,
     timeout: float = 1800.0,
     name: str = "",
+    git_out: Optional[str] = None,
+    mirror_dirs: Sequence[str] = (),
+    connect_timeout: float = 10.0,
+    git: str = "git",
 ) -> str:
     """Run `cargo vendor --locked --versioned-dirs` for `crate_dir` into `out_dir`; returns the
-    `[source]` configuration cargo prints (to put in .cargo/config.toml of the offline build)."""
+    `[source]` configuration cargo prints (to put in .cargo/config.toml of the offline build).
+
+    With `git_out`, the lock's git dependencies are first fetched by the project (see
+    `redox_tools.sources.cargo_git`, `mirror_dirs` honoured) into `git_out`, and cargo vendor
+    reads them from there: cargo never fetches git itself. A crates.io mirror configured in
+    $CARGO_HOME/config.toml (`local-registry` or `directory`) is checked against the lock's
+    checksums first, every missing or differing crate listed at once."""
     who = name or os.path.basename(os.path.abspath(crate_dir))
     manifest = os.path.join(crate_dir, "Cargo.toml")
     if not os.path.isfile(manifest):
@@ -207,6 +221,23 @@ def cargo_vendor(
             "so commit one (cargo generate-lockfile on a connected machine)"
         )
     run_env = dict(os.environ if env is None else env)
+    lockfile = os.path.join(crate_dir, "Cargo.lock")
+    check_crate_mirror(lockfile, cargo_home_config(run_env), who)
+    extra_config: List[str] = []
+    git_crates: List[Tuple[str, str]] = []
+    if git_out is not None:
+        sources = cargo_git.vendor_git_sources(
+            lockfile, git_out, git_fetcher(mirror_dirs, git=git, connect_timeout=connect_timeout, timeout=timeout),
+            who,
+        )
+        vendored = cargo_git.read_index(os.path.abspath(git_out))
+        if vendored:
+            cfg = os.path.join(os.path.abspath(git_out), ".cargo-vendor-config.toml")
+            with open(cfg, "w", encoding="utf-8") as fh:
+                fh.write(cargo_git.source_replacement_config(vendored))
+            extra_config = ["--config", cfg]
+        locked = cargo_git.lock_git_sources(lockfile)
+        git_crates = sorted({(c.name, c.version) for s in sources for c in locked[s]})
     run_env.setdefault("CARGO_NET_RETRY", "1")
     run_env.setdefault("CARGO_HTTP_TIMEOUT", "30")
     run_env.setdefault("CARGO_TERM_COLOR", "never")
@@ -214,7 +245,7 @@ def cargo_vendor(
     run_env["GIT_TERMINAL_PROMPT"] = "0"
     # --respect-source-config: a crates.io mirror configured in $CARGO_HOME (e.g. a directory
     # source) is used instead of the network; without one it changes nothing.
-    cmd = [cargo, "vendor", "--respect-source-config", "--locked", "--versioned-dirs", "--manifest-path", manifest, os.path.abspath(out_dir)]
+    cmd = [cargo, *extra_config, "vendor", "--respect-source-config", "--locked", "--versioned-dirs", "--manifest-path", manifest, os.path.abspath(out_dir)]
     try:
         p = subprocess.run(cmd, env=run_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=timeout)
@@ -229,11 +260,156 @@ def cargo_vendor(
     if p.returncode != 0:
         low = err.lower()
         if any(pat in low for pat in _NET_PATTERNS):
+            # Git sources are already replaced by directories here: what is unreachable is a registry.
             raise VendorUnreachable(
-                f"cargo vendor for {who}: crate sources unreachable ({_last_error(err)}); run `python -m "
-                f"redox_tools.sources vendor --crate {crate_dir} --out <vendor dir>` on a connected machine and "
-                "copy the vendor dir here"
+                f"{who}: crates.io unreachable ({_last_error(err)}); set [redox-sources].cargo_config to a local "
+                "registry mirror (README: \"Offline mirrors\"), or vendor on a connected machine"
             )
-        raise ToolError(f"cargo vendor for {who} failed: {_last_error(err)}")
+        raise ToolError(f"{who}: cargo vendor failed: {_last_error(err)}")
     os.makedirs(out_dir, exist_ok=True)  # cargo creates none when there is nothing to vendor
+    registry = {(p.name, p.version) for p in read_lock_packages(lockfile) if p.kind == "registry"}
+    for crate_name, version in git_crates:  # cargo vendor copied them too; the build takes them from git_out
+        if (crate_name, version) not in registry:
+            shutil.rmtree(os.path.join(out_dir, f"{crate_name}-{version}"), ignore_errors=True)
     return p.stdout.decode("utf-8", "replace")
+
+
+def git_fetcher(
+    mirror_dirs: Sequence[str], *, git: str = "git", connect_timeout: float = 10.0, timeout: float = 900.0
+) -> "cargo_git.Fetcher":
+    """Fetch a Cargo.lock git source with the fetch phase's fetcher: the commit the lock names,
+    mirror dirs (`<dir>/<repo name>`, `<dir>/<repo name>.git`) first, submodules, no `.git`."""
+    from redox_tools.sources import fetch as fetch_mod  # the fetcher is heavy; only vendoring needs it
+    from redox_tools.sources.pins import SourcePin
+
+    def fetch(gs: "cargo_git.GitSource", dest: str) -> None:
+        pin = SourcePin(name=gs.repo_name, git=gs.url, rev=gs.commit)
+        try:
+            fetch_mod.fetch_source(
+                pin, dest, mirror_dirs=mirror_dirs, git=git, timeout=timeout, connect_timeout=connect_timeout,
+                verify=False, discover_submodules=True,
+            )
+        except fetch_mod.RevNotFound:
+            raise ToolError(
+                f"commit {gs.commit} is not in {gs.url} (all branches and tags fetched): Cargo.lock names a commit "
+                "the repository does not have; fix Cargo.lock or the mirror"
+            ) from None
+        except ToolError as e:
+            msg = re.sub(r"^\[sources\.[^\]]*\]:? ?", "", str(e))
+            msg = msg.replace(
+                "the lock has no verified tree_hash to check it",
+                "a copy without .git cannot be checked against the commit; mirror a git checkout or a bare repository",
+            )
+            raise ToolError(msg) from None
+
+    return fetch
+
+
+def cargo_home_config(env: Mapping[str, str]) -> Dict[str, object]:
+    """The parsed $CARGO_HOME/config.toml (the user's `[redox-sources].cargo_config`), or {}."""
+    home = env.get("CARGO_HOME") or os.path.join(env.get("HOME", "~"), ".cargo")
+    path = os.path.join(home, "config.toml")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ToolError(f"[redox-sources].cargo_config is not valid TOML: {e}") from None
+
+
+def crates_io_mirror(config: Mapping[str, object]) -> Optional[Tuple[str, str]]:
+    """("local-registry" | "directory", path) when crates.io is replaced by a local mirror."""
+    sources = config.get("source") or {}
+    if not isinstance(sources, dict):
+        return None
+    seen = set()
+    name = "crates-io"
+    while isinstance(sources.get(name), dict) and name not in seen:
+        seen.add(name)
+        table = sources[name]
+        for kind in ("local-registry", "directory"):
+            if isinstance(table.get(kind), str):
+                return kind, table[kind]
+        nxt = table.get("replace-with")
+        if not isinstance(nxt, str):
+            return None
+        name = nxt
+    return None
+
+
+def check_crate_mirror(lockfile: str, config: Mapping[str, object], who: str) -> None:
+    """When crates.io is replaced by a local registry or directory, every registry crate of the
+    lock must be there with the lock's checksum; one error lists every missing or differing one."""
+    mirror = crates_io_mirror(config)
+    if mirror is None:
+        return
+    kind, path = mirror
+    if not os.path.isdir(path):
+        raise ToolError(f"{who}: the crates.io mirror {path} ([redox-sources].cargo_config, {kind}) does not exist")
+    missing: List[str] = []
+    differ: List[str] = []
+    packages = [p for p in read_lock_packages(lockfile) if p.kind == "registry"]
+    if kind == "local-registry":
+        for p in packages:
+            crate = os.path.join(path, f"{p.name}-{p.version}.crate")
+            if not os.path.isfile(crate):
+                missing.append(p.dir_name)
+            elif p.checksum and _sha256_file(crate) != p.checksum:
+                differ.append(p.dir_name)
+    else:
+        check = check_vendor(lockfile, [path], include_git=False, raise_on_error=False)
+        missing = [p.dir_name for p in check.missing]
+        differ = [p.dir_name for p, _ in check.mismatched]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} crate(s) missing: {', '.join(sorted(missing))}")
+    if differ:
+        parts.append(f"{len(differ)} crate(s) differ from Cargo.lock's checksum: {', '.join(sorted(differ))}")
+    if parts:
+        raise VendorIncomplete(
+            f"{who}: the crates.io mirror {path} ({kind}) does not match {os.path.basename(lockfile)}: "
+            + "; ".join(parts) + "; add the .crate files from crates.io (README: \"Offline mirrors\")"
+        )
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def crate_mirror_fingerprint(config_text: str) -> str:
+    """A hash of what the local crate mirrors a cargo config names hold (every `directory` and
+    `local-registry` source: each file's path, size and mtime, and the `.cargo-checksum.json`
+    contents), so that changing a mirror changes the vendor step's cache key."""
+    h = hashlib.sha256(config_text.encode())
+    try:
+        config = tomllib.loads(config_text) if config_text.strip() else {}
+    except tomllib.TOMLDecodeError as e:
+        raise ToolError(f"[redox-sources].cargo_config is not valid TOML: {e}") from None
+    sources = config.get("source") or {}
+    paths = sorted(
+        t[k] for t in sources.values() if isinstance(t, dict)
+        for k in ("directory", "local-registry") if isinstance(t.get(k), str)
+    )
+    for root in paths:
+        h.update(f"\0root {root}\0".encode())
+        if not os.path.isdir(root):
+            h.update(b"missing")
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for f in sorted(filenames):
+                full = os.path.join(dirpath, f)
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue
+                h.update(f"{os.path.relpath(full, root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+                if f == ".cargo-checksum.json":
+                    with open(full, "rb") as fh:
+                        h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()

@@ -48,7 +48,7 @@ def test_cargo_vendor_offline_fails_fast_naming_the_crate(tmp_path):
     with pytest.raises(VendorUnreachable) as e:
         cargo_vendor(str(c), str(tmp_path / "vendor"), cargo=CARGO, env=env, name="demo")
     msg = str(e.value)
-    assert msg.startswith("cargo vendor for demo: crate sources unreachable (") and "connected machine" in msg
+    assert msg.startswith("demo: crates.io unreachable (") and "connected machine" in msg and "\n" not in msg
 
 
 @needs_cargo
