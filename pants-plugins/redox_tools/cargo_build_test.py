@@ -326,3 +326,154 @@ def test_errors_come_first_even_behind_pages_of_warnings() -> None:
     errors = [ln for ln in lines[:first_tail] if ln.startswith("  | error")]
     assert len(errors) == 4 and not any(ln.startswith("  | warning") for ln in lines[:first_tail])
     assert lines[-1] == "  | error: could not compile `relibc` (lib) due to 3 previous errors; 60 warnings emitted"
+
+
+def test_explain_keeps_only_the_tail() -> None:
+    err = "\n".join(f"line {i}" for i in range(100))
+    lines = explain_cargo_failure(spec(), err).splitlines()
+    assert len(lines) == 41 and lines[-1] == "  | line 99"
+    assert indent("a\nb") == "  | a\n  | b"
+
+
+# --- installable_outputs ------------------------------------------------------------------------
+
+
+def test_installable_outputs_from_metadata() -> None:
+    meta = {"packages": [
+        {"name": "a", "targets": [{"kind": ["bin"], "name": "a-bin"}, {"kind": ["staticlib"], "name": "a-lib"}]},
+        {"name": "b", "targets": [{"kind": ["bin"], "name": "b"}, {"kind": ["custom-build"], "name": "build-script-build"}]},
+    ]}
+    out = installable_outputs(meta, spec())
+    assert {"a-bin", "a-bin.efi", "liba_lib.a", "b"} <= set(out)
+    assert "build-script-build" not in out
+    assert installable_outputs(meta, spec(cargo_packages=["b"])) == ["b", "b.efi", "b.exe"]
+    assert "b" not in installable_outputs(meta, spec(bins=["a-bin"]))
+
+
+# --- stage_outputs -----------------------------------------------------------------------------
+
+
+def cargo_out(tmp: Path, files: Dict[str, int]) -> Path:
+    out = tmp / "target" / "x86_64-unknown-redox" / "release"
+    out.mkdir(parents=True)
+    (out / "deps").mkdir()
+    for name, mode in files.items():
+        (out / name).write_bytes(name.encode())
+        (out / name).chmod(mode)
+    return out
+
+
+def mode_of(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_stage_outputs_install_map_and_modes(tmp_path: Path) -> None:
+    out = cargo_out(tmp_path, {"hello": 0o775, "hello.d": 0o644, "libfoo.a": 0o644, "tool": 0o700})
+    staged = tmp_path / "__staged"
+    s = spec(install={"hello": "/usr/bin/hello", "libfoo.a": "usr/lib/libfoo.a", "tool": "/usr/libexec/tool"})
+    installed = stage_outputs(s, str(out), str(staged))
+    assert installed == ["usr/bin/hello", "usr/lib/libfoo.a", "usr/libexec/tool"]
+    assert (staged / "usr/bin/hello").read_bytes() == b"hello"
+    assert mode_of(staged / "usr/bin/hello") == 0o755
+    assert mode_of(staged / "usr/libexec/tool") == 0o755
+    assert mode_of(staged / "usr/lib/libfoo.a") == 0o644
+
+
+def test_stage_outputs_efi_candidate(tmp_path: Path) -> None:
+    out = cargo_out(tmp_path, {"uefi-selftest.efi": 0o755})
+    staged = tmp_path / "s"
+    assert stage_outputs(spec(install={"uefi-selftest": "/EFI/BOOT/BOOTX64.EFI"}), str(out), str(staged)) == [
+        "EFI/BOOT/BOOTX64.EFI"]
+    assert (staged / "EFI/BOOT/BOOTX64.EFI").read_bytes() == b"uefi-selftest.efi"
+
+
+def test_stage_outputs_missing_output_lists_produced_and_stages_nothing(tmp_path: Path) -> None:
+    out = cargo_out(tmp_path, {"hello": 0o755, "hello.d": 0o644, "libx.rlib": 0o644, ".cargo-lock": 0o644})
+    staged = tmp_path / "__staged"
+    s = spec(install={"hello": "/usr/bin/hello", "nope": "/usr/bin/nope"})
+    with pytest.raises(CargoBuildError) as e:
+        stage_outputs(s, str(out), str(staged))
+    assert str(e.value) == (
+        f"{PKG}: `install` names `nope`, but cargo produced no output of that name (produced: hello, libx.rlib)"
+    )
+    assert not staged.exists()  # checked before anything was copied
+
+
+def test_stage_outputs_nothing_produced(tmp_path: Path) -> None:
+    with pytest.raises(CargoBuildError, match=r"produced: nothing"):
+        stage_outputs(spec(install={"a": "/a"}), str(tmp_path / "no-such-dir"), str(tmp_path / "s"))
+
+
+@pytest.mark.parametrize("dest", ["/usr/../../etc/passwd", "../x", "/", "", "usr//bin/x", "usr/./x"])
+def test_stage_outputs_refuses_paths_outside_image(tmp_path: Path, dest: str) -> None:
+    out = cargo_out(tmp_path, {"hello": 0o755})
+    staged = tmp_path / "s"
+    with pytest.raises(CargoBuildError, match=r"install path .* for `hello` is not a plain path inside the image"):
+        stage_outputs(spec(install={"hello": dest}), str(out), str(staged))
+    assert not staged.exists()
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "x").exists()
+
+
+def test_stage_outputs_two_outputs_one_path(tmp_path: Path) -> None:
+    out = cargo_out(tmp_path, {"a": 0o755, "b": 0o755})
+    with pytest.raises(CargoBuildError, match=r"puts both `a` and `b` at /usr/bin/x"):
+        stage_outputs(spec(install={"a": "/usr/bin/x", "b": "usr/bin/x"}), str(out), str(tmp_path / "s"))
+
+
+# --- Spec.load --------------------------------------------------------------------------------
+
+
+def test_spec_load_unknown_field(tmp_path: Path) -> None:
+    p = tmp_path / "spec.json"
+    p.write_text(json.dumps({"package": PKG, "crate_dir": ".", "toolchain": {}, "target": "host", "bogus": 1}))
+    with pytest.raises(CargoBuildError, match="bad cargo build spec .*bogus"):
+        Spec.load(str(p))
+    data: Dict[str, object] = {"package": PKG, "crate_dir": ".", "toolchain": {}, "target": "host"}
+    p.write_text(json.dumps(data))
+    s = Spec.load(str(p))
+    assert s.out_dir == "__staged" and s.profile == "release" and s.install == {}
+    assert s.nasm_sources == [] and s.build_std == []
+
+
+# --- linking against a sysroot -------------------------------------------------------------
+
+
+def fake_sysroot(root: Path, files=("crt0.o", "crti.o", "crtn.o", "libc.a", "libc.so")) -> str:
+    lib = root / "sysroot" / "usr" / "lib"
+    lib.mkdir(parents=True)
+    for f in files:
+        (lib / f).write_bytes(b"")
+    return "sysroot"
+
+
+def test_rustflags_static_sysroot(tmp_path: Path) -> None:
+    lib = f"{tmp_path}/sysroot/usr/lib"
+    flags = rustflags(spec(sysroot=fake_sysroot(tmp_path)), str(tmp_path))
+    assert flags[-5:] == [f"-Zpre-link-arg={lib}/crt0.o", f"-Zpre-link-arg={lib}/crti.o", f"-Clink-arg=-L{lib}",
+                          "-Clink-arg=-lc", f"-Clink-arg={lib}/crtn.o"]
+    assert not any("crt-static" in f or "dynamic-linker" in f for f in flags)
+
+
+def test_rustflags_dynamic_sysroot(tmp_path: Path) -> None:
+    s = spec(sysroot=fake_sysroot(tmp_path), linkage="dynamic", interpreter="/usr/lib/ld64.so.1")
+    flags = rustflags(s, str(tmp_path))
+    assert "-Ctarget-feature=-crt-static" in flags and "-Cprefer-dynamic=no" in flags
+    assert "-Clink-arg=--dynamic-linker=/usr/lib/ld64.so.1" in flags
+    assert "-Clink-arg=-lc" in flags
+
+
+@pytest.mark.parametrize(
+    "kw, files, expected",
+    [
+        (dict(linkage="dynamic", interpreter="/usr/lib/ld64.so.1"), None, "linkage `dynamic` links against a `sysroot`"),
+        (dict(linkage="shared"), (), "unknown linkage 'shared'"),
+        (dict(linkage="dynamic"), ("crt0.o", "crti.o", "crtn.o", "libc.a", "libc.so"), "needs the sysroot's dynamic loader path"),
+        (dict(linkage="dynamic", interpreter="/usr/lib/ld64.so.1"), ("crt0.o", "crti.o", "crtn.o", "libc.a"),
+         "the sysroot has no usr/lib/libc.so"),
+    ],
+)
+def test_rustflags_bad_linkage(tmp_path: Path, kw: Dict[str, object], files, expected: str) -> None:
+    if files is not None:
+        kw = {**kw, "sysroot": fake_sysroot(tmp_path, files)}
+    with pytest.raises(CargoBuildError, match=expected):
+        rustflags(spec(**kw), str(tmp_path))
