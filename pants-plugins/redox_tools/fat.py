@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from redox_tools.errors import FormatError, run_main
+from redox_tools.safeio import atomic_output
 
 SECTOR = 512
 KiB = 1024
@@ -785,18 +786,9 @@ def write_fat(
 
 def make_fat_image(path: str, *, size: int, files: Mapping[str, FileSource], **kw: object) -> FatGeometry:
     """Write a standalone FAT image file (sparse), via a temporary name renamed at the end."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w+b") as f:
-            f.truncate(size)
-            geo = write_fat(f, offset=0, size=size, files=files, **kw)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(path) as f:  # exclusive temp file: never writes through a planted link
+        f.truncate(size)
+        geo = write_fat(f, offset=0, size=size, files=files, **kw)  # type: ignore[arg-type]
     return geo
 
 
