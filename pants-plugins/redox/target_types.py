@@ -5,6 +5,9 @@ intent. Rules live elsewhere (one concern per module) and only read these fields
 """
 from __future__ import annotations
 
+import re
+from typing import Any, Optional
+
 from pants.core.goals.package import OutputPathField
 from pants.core.goals.test import TestTimeoutField
 from pants.engine.target import (
@@ -13,6 +16,7 @@ from pants.engine.target import (
     Dependencies,
     DictStringToStringField,
     IntField,
+    InvalidFieldException,
     MultipleSourcesField,
     SpecialCasedDependencies,
     StringField,
@@ -833,6 +837,17 @@ class DiskImageSizeField(StringField):
     alias = "size"
     default = "512M"
     help = "Whole-disk size (`512M`, `1G`, bytes). Too small for the content is an error giving the size needed."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Any) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        # the forms redox_tools.diskimage.parse_size takes (a bad one would reach its argparse)
+        m = re.fullmatch(r"\s*([0-9]+)\s*(|b|[kmgt](?:i?b)?)\s*", value or "", re.IGNORECASE)
+        if value is not None and (not m or int(m.group(1)) == 0):
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} must be a positive size like 512M, 1G or 1048576, got {value!r}"
+            )
+        return value
 
 
 class DiskImageEspSizeField(IntField):

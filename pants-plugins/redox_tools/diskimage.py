@@ -31,6 +31,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 from redox_tools import fat, gpt
 from redox_tools.errors import FormatError, ToolError, run_main
 from redox_tools.manifest import FILE, Manifest
+from redox_tools.safeio import atomic_output
 
 MiB = 1 << 20
 BOOT_FILES = ("usr/lib/boot/kernel", "usr/lib/boot/initfs")
@@ -260,31 +261,21 @@ def create_disk_image(
     rfs = parts[2]
     rfs_off, rfs_size = rfs.first_lba * gpt.LBA, rfs.size_bytes
 
-    out_dir = os.path.dirname(os.path.abspath(out_path))
-    tmp = os.path.join(out_dir, f".{os.path.basename(out_path)}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w+b") as f:
-            f.truncate(size)
-            gpt.write_gpt(f, size, parts, dguid)
-            geo = fat.write_fat(
-                f,
-                offset=esp.first_lba * gpt.LBA,
-                size=esp.size_bytes,
-                files=esp_files,
-                volume_id=volid,
-                source_date_epoch=source_date_epoch,
-            )
-            redoxfs_writer(f, root, offset=rfs_off, size=rfs_size, uuid=rfs_uuid, ctime=source_date_epoch)
-            f.flush()
-            if f.seek(0, os.SEEK_END) != size:
-                raise DiskImageError(f"internal error: a writer changed the image length (now {f.tell()}, want {size})")
-        os.replace(tmp, out_path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(out_path) as f:  # exclusive temp file: never writes through a planted link
+        f.truncate(size)
+        gpt.write_gpt(f, size, parts, dguid)
+        geo = fat.write_fat(
+            f,
+            offset=esp.first_lba * gpt.LBA,
+            size=esp.size_bytes,
+            files=esp_files,
+            volume_id=volid,
+            source_date_epoch=source_date_epoch,
+        )
+        redoxfs_writer(f, root, offset=rfs_off, size=rfs_size, uuid=rfs_uuid, ctime=source_date_epoch)
+        f.flush()
+        if f.seek(0, os.SEEK_END) != size:
+            raise DiskImageError(f"internal error: a writer changed the image length (now {f.tell()}, want {size})")
     return DiskImageInfo(
         out_path, size, parts, dguid, rfs_uuid, rfs_off, rfs_size, needed, volid, geo.fat_type
     )

@@ -36,9 +36,10 @@ import sys
 import time
 from array import array
 from dataclasses import dataclass, field
-from typing import BinaryIO, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from redox_tools.errors import FormatError, run_main
+from redox_tools.safeio import atomic_output
 
 SECTOR = 512
 KiB = 1024
@@ -71,6 +72,10 @@ FAT_LAST = 4354819198  # 2107-12-31T23:59:58Z
 
 SHORT_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'()-@^_`{}~")
 LFN_FORBIDDEN = frozenset('"*/:<>?\\|')
+# Bytes no short name may hold (dosfstools' bad_name(), plus '.', which only "." and ".." use).
+SHORT_FORBIDDEN = frozenset(b'"*/:<>?\\|.') | frozenset(range(0x20)) | {0x7F}
+# Deepest path (in components) the writer writes and the reader reads: one limit for both.
+MAX_DEPTH = 64
 
 FileSource = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 
@@ -293,12 +298,12 @@ def _check_long_name(name: str, path: str) -> None:
     bad = [c for c in name if c in LFN_FORBIDDEN or ord(c) < 0x20]
     if bad:
         raise FatError(f"{path!r}: character {bad[0]!r} is not allowed in FAT names")
-    if len(name.encode("utf-16-le")) // 2 > 255:
-        raise FatError(f"{path!r}: name longer than 255 UTF-16 units")
-    try:
-        name.encode("utf-16-le")
+    try:  # a non-UTF-8 file name arrives as lone surrogates (surrogateescape)
+        units = name.encode("utf-16-le")
     except UnicodeEncodeError:
-        raise FatError(f"{path!r}: name is not valid Unicode") from None
+        raise FatError(f"{path!r}: name is not valid Unicode (a non-UTF-8 file name?)") from None
+    if len(units) // 2 > 255:
+        raise FatError(f"{path!r}: name longer than 255 UTF-16 units")
 
 
 def _basis_name(name: str) -> Tuple[str, str]:
@@ -393,6 +398,8 @@ def _build_tree(files: Mapping[str, FileSource], lfn: bool) -> _Node:
         parts = [p for p in path.replace("\\", "/").split("/") if p]
         if not parts:
             raise FatError(f"{path!r}: empty file path")
+        if len(parts) > MAX_DEPTH:
+            raise FatError(f"{path!r}: {len(parts)} levels deep; the limit is {MAX_DEPTH} (what is written must read back)")
         node = root
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -785,18 +792,9 @@ def write_fat(
 
 def make_fat_image(path: str, *, size: int, files: Mapping[str, FileSource], **kw: object) -> FatGeometry:
     """Write a standalone FAT image file (sparse), via a temporary name renamed at the end."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w+b") as f:
-            f.truncate(size)
-            geo = write_fat(f, offset=0, size=size, files=files, **kw)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(path) as f:  # exclusive temp file: never writes through a planted link
+        f.truncate(size)
+        geo = write_fat(f, offset=0, size=size, files=files, **kw)  # type: ignore[arg-type]
     return geo
 
 
@@ -832,7 +830,7 @@ def _decode_short(raw: bytes, nt_case: int) -> str:
 class FatReader:
     """Read-only access to a FAT12/16/32 volume at `offset` of a binary file."""
 
-    MAX_DEPTH = 64
+    MAX_DEPTH = MAX_DEPTH
 
     def __init__(self, fh: BinaryIO, offset: int = 0, size: Optional[int] = None) -> None:
         self.fh = fh
@@ -892,6 +890,8 @@ class FatReader:
             if bs[ext + 2] == 0x29:
                 self.label = bytes(bs[ext + 7 : ext + 18]).decode("latin-1").rstrip()
         self._fat_cache: Dict[int, bytes] = {}
+        self._checked = False
+        self._boot = bs
 
     # raw access --------------------------------------------------------------------------
     def _read(self, off: int, n: int) -> bytes:
@@ -930,20 +930,25 @@ class FatReader:
         return (byte(pos) | (byte(pos + 1) << 8) | (byte(pos + 2) << 16) | (byte(pos + 3) << 24)) & 0x0FFFFFFF
 
     def chain(self, first: int, limit: Optional[int] = None) -> List[int]:
-        """Clusters of a chain starting at `first` (up to `limit` clusters)."""
+        """Clusters of a chain starting at `first`. A chain that loops, or goes on past `limit`
+        clusters, is an error (never silently cut short)."""
         g = self.geometry
         t = g.fat_type
         out: List[int] = []
+        seen: Set[int] = set()
         c = first
         maxc = g.cluster_count + 1
         while True:
             if not 2 <= c <= maxc:
                 raise FatError(f"cluster chain from {first} reaches invalid cluster {c:#x}")
+            if c in seen:
+                raise FatError(f"cluster chain from {first} loops back to cluster {c} (circular chain)")
+            seen.add(c)
             out.append(c)
             if limit is not None and len(out) >= limit:
-                return out
-            if len(out) > g.cluster_count:
-                raise FatError(f"cluster chain from {first} loops")
+                if self._fat_entry(c) >= EOC_MIN[t]:
+                    return out
+                raise FatError(f"cluster chain from {first} goes on past {limit} clusters (the most its owner can use)")
             nxt = self._fat_entry(c)
             if nxt >= EOC_MIN[t]:
                 return out
@@ -958,8 +963,9 @@ class FatReader:
         g = self.geometry
         if first_cluster is None:  # fixed FAT12/16 root
             return self._read(g.root_dir_start * g.bytes_per_sector, g.root_entries * 32)
+        most = -(-(65536 * 32) // g.cluster_bytes)  # a directory holds at most 65536 entries
         parts = []
-        for c in self.chain(first_cluster, limit=(65536 * 32) // g.cluster_bytes + 1):
+        for c in self.chain(first_cluster, limit=most):
             parts.append(self._read(g.cluster_offset(c), g.cluster_bytes))
         return b"".join(parts)
 
@@ -995,6 +1001,11 @@ class FatReader:
             lfn_parts, lfn_sum = {}, None
             if attr & ATTR_VOLUME_ID:
                 continue
+            dots = short in (b".          ", b"..         ")
+            if not dots and ((short[0] != 0x05 and short[0] in SHORT_FORBIDDEN) or any(b in SHORT_FORBIDDEN for b in short[1:])):
+                raise FatError(f"directory entry {i // 32}: short name {bytes(short)!r} has a character FAT forbids")
+            if name is not None and (name in (".", "..") or any(ch in LFN_FORBIDDEN or ord(ch) < 0x20 for ch in name)):
+                raise FatError(f"directory entry {i // 32}: long name {name!r} has a character FAT forbids (or is . / ..)")
             (nt, hi, wtime, wdate, lo, fsize) = struct.unpack_from("<B7xHHHHI", e, 12)
             sname = _decode_short(short, nt)
             if sname in (".", ".."):
@@ -1012,6 +1023,7 @@ class FatReader:
         parts = [p for p in path.replace("\\", "/").split("/") if p]
         if len(parts) > self.MAX_DEPTH:
             raise FatError(f"path {path!r} is deeper than {self.MAX_DEPTH} levels")
+        self.check()
         cur: Optional[FatEntry] = None
         for i, part in enumerate(parts):
             if cur is not None and not cur.is_dir:
@@ -1078,11 +1090,13 @@ class FatReader:
         """Every entry below the root as ('/'-joined path, entry), depth-first in directory order."""
         seen = set()
 
+        self.check()
+
         def rec(first: Optional[int], prefix: str, depth: int) -> Iterator[Tuple[str, FatEntry]]:
-            if depth > self.MAX_DEPTH:
-                raise FatError(f"directory tree deeper than {self.MAX_DEPTH} at {prefix}")
             for e in self._entries(first):
                 p = f"{prefix}/{e.name}" if prefix else e.name
+                if depth + 1 > self.MAX_DEPTH:
+                    raise FatError(f"directory tree deeper than {self.MAX_DEPTH} levels at /{p}")
                 yield p, e
                 if e.is_dir:
                     d = self._dir_first(e)
@@ -1092,6 +1106,104 @@ class FatReader:
                     yield from rec(d, p, depth + 1)
 
         yield from rec(self._root_cluster(), "", 0)
+
+    def check(self) -> None:
+        """Check the whole volume once (bounded by its cluster count), like fsck.fat: every
+        chain ends (no loop, no free or bad cluster inside), no cluster belongs to two files
+        (cross-links), a file's chain matches its size, directories have size 0 and start with
+        "." and "..", no allocated cluster is lost (owned by nothing), names are legal."""
+        if self._checked:
+            return
+        g = self.geometry
+        self._check_header()
+        owner: Dict[int, str] = {}
+
+        def claim(clusters: List[int], who: str) -> None:
+            for c in clusters:
+                other = owner.get(c)
+                if other is not None:
+                    raise FatError(f"/{who} and /{other} share cluster {c} (cross-linked)")
+                owner[c] = who
+
+        root = self._root_cluster()
+        if root is not None:
+            claim(self.chain(root), "")
+        todo: List[Tuple[Optional[int], str, int]] = [(root, "", 0)]
+        while todo:
+            first, prefix, depth = todo.pop()
+            names: Set[str] = set()
+            for e in self._entries(first):
+                p = f"{prefix}/{e.name}" if prefix else e.name
+                if e.name.upper() in names:
+                    raise FatError(f"/{p}: two entries with this name")
+                names.add(e.name.upper())
+                if depth + 1 > self.MAX_DEPTH:
+                    raise FatError(f"directory tree deeper than {self.MAX_DEPTH} levels at /{p}")
+                if e.is_dir:
+                    if e.size != 0:
+                        raise FatError(f"/{p}: a directory with a non-zero size ({e.size}): not a directory")
+                    if e.first_cluster == 0:
+                        raise FatError(f"/{p}: directory without a cluster")
+                    claim(self.chain(e.first_cluster), p)
+                    head = self._read(g.cluster_offset(e.first_cluster), 64)
+                    if head[0:11] != b".          " or head[32:43] != b"..         ":
+                        raise FatError(f"/{p}: directory does not start with '.' and '..' entries")
+                    todo.append((e.first_cluster, p, depth + 1))
+                elif e.size or e.first_cluster:
+                    need = -(-e.size // g.cluster_bytes)
+                    if need > g.cluster_count:
+                        raise FatError(f"/{p}: size {e.size} exceeds the volume")
+                    if e.first_cluster == 0:
+                        raise FatError(f"/{p}: size {e.size} but no cluster")
+                    try:
+                        chain = self.chain(e.first_cluster, limit=need)
+                    except FatError as exc:
+                        raise FatError(f"/{p}: {exc}") from None
+                    if len(chain) != need:
+                        raise FatError(f"/{p}: cluster chain has {len(chain)} clusters, size {e.size} needs {need}")
+                    claim(chain, p)
+        t = g.fat_type
+        for c in range(2, g.cluster_count + 2):
+            v = self._fat_entry(c)
+            if v != 0 and v != BAD[t] and c not in owner:
+                raise FatError(f"cluster {c} is allocated (FAT entry {v:#x}) but belongs to no file (lost chain)")
+        self._checked = True
+
+    def _check_header(self) -> None:
+        """What fsck.fat checks before the tree: FAT copies equal, FAT[0] carries the media
+        byte, the dirty bit is clear, the boot-sector label is legal and matches the root's."""
+        g = self.geometry
+        bps = g.bytes_per_sector
+        first = self._read(g.fat_start * bps, g.sectors_per_fat * bps)
+        for k in range(1, g.num_fats):
+            if self._read((g.fat_start + k * g.sectors_per_fat) * bps, g.sectors_per_fat * bps) != first:
+                raise FatError(f"FAT copy {k + 1} differs from the first")
+        want0 = (EOC[g.fat_type] & ~0xFF) | self.media
+        if self._fat_entry(0) != want0:
+            raise FatError(f"FAT entry 0 is {self._fat_entry(0):#x}, expected {want0:#x} (media byte {self.media:#x})")
+        ext = 64 if g.fat_type == FAT32 else 36
+        bs = self._boot
+        if bs[ext + 1] & 1:
+            raise FatError("the dirty bit is set: the volume was not cleanly unmounted")
+        if bs[ext + 2] != 0x29:
+            raise FatError(f"extended boot signature {bs[ext + 2]:#x} is not 0x29")
+        raw = bytes(bs[ext + 7 : ext + 18])
+        if any(c < 0x20 or c in b'"*+,./:;<=>?[\\]|' or 0x61 <= c <= 0x7A or c == 0x7F for c in raw):
+            raise FatError(f"boot-sector volume label {raw!r} has a character FAT forbids")
+        root_label = None
+        for e in self._raw_root_labels():
+            root_label = e
+        if raw != (root_label or b"NO NAME    "):
+            raise FatError(f"boot-sector volume label {raw!r} differs from the root directory's ({root_label or b'NO NAME    '!r})")
+
+    def _raw_root_labels(self) -> Iterator[bytes]:
+        raw = self._dir_raw(self._root_cluster())
+        for i in range(0, len(raw) - 31, 32):
+            e = raw[i : i + 32]
+            if e[0] == 0:
+                return
+            if e[0] != 0xE5 and e[11] & 0x3F != ATTR_LFN and e[11] & ATTR_VOLUME_ID:
+                yield bytes(e[0:11])
 
     def files(self) -> Dict[str, bytes]:
         """All regular files as {path: content} (for tests)."""

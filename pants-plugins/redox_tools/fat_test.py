@@ -193,7 +193,7 @@ def test_fuzz_reader_raises_only_fat_error():
     res = fat_fuzz.run(300, seed=42)  # any exception but FatError propagates and fails
     counts = res["counts"]
     for name in ("fat12", "fat16", "fat32"):
-        assert counts.get(f"{name}:FatError", 0) > 10 and counts.get(f"{name}:ok", 0) > 10
+        assert counts.get(f"{name}:FatError", 0) > 10 and counts.get(f"{name}:ok", 0) >= 5  # a stricter reader (issue 11)
 
 
 FUZZ_FILES = {EFI: bytes(range(256)) * 20, "A/B.TXT": b"b" * 700, "long name here.bin": b"q" * 1500}

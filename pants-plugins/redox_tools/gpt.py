@@ -20,7 +20,7 @@ import struct
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, List, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 
 from redox_tools.errors import FormatError, run_main
 
@@ -280,6 +280,20 @@ def parse_header(raw: bytes, where: str) -> GptHeader:
     return GptHeader(rev, hsize, hcrc, my, alt, fu, lu, uuid.UUID(bytes_le=dg), alba, n, esz, acrc)
 
 
+def _check_protective_mbr(mbr: bytes) -> None:
+    """One 0xEE entry starting at LBA 1, the other three MBR entries empty (no hybrid MBR)."""
+    entries = [mbr[446 + 16 * i : 462 + 16 * i] for i in range(4)]
+    ee = [i for i, e in enumerate(entries) if e[4] == 0xEE]
+    if len(ee) != 1:
+        raise GptError(f"the MBR has {len(ee)} protective (type 0xEE) entries, a GPT disk needs exactly one")
+    start, = struct.unpack_from("<I", entries[ee[0]], 8)
+    if start != 1:
+        raise GptError(f"the protective MBR entry starts at LBA {start}, not 1")
+    others = [i + 1 for i, e in enumerate(entries) if i != ee[0] and e != bytes(16)]
+    if others:
+        raise GptError(f"the protective MBR has other partition entries ({', '.join(map(str, others))}): a hybrid MBR")
+
+
 def _read_array(fh: BinaryIO, h: GptHeader, where: str, total_lbas: int) -> bytes:
     nbytes = h.num_entries * h.entry_size
     if h.array_lba + -(-nbytes // LBA) > total_lbas or h.array_lba < 1:
@@ -300,11 +314,19 @@ def read_gpt(fh: BinaryIO, disk_size: Optional[int] = None, *, check_backup: boo
     mbr = _read_at(fh, 0, LBA)
     if mbr[510:512] != b"\x55\xaa":
         raise GptError("LBA 0 has no 55 AA signature: no protective MBR")
+    _check_protective_mbr(mbr)
     h = parse_header(_read_at(fh, LBA, LBA), "primary GPT header")
     if h.my_lba != 1:
         raise GptError(f"primary GPT header says it is at LBA {h.my_lba}, not 1")
     if not h.first_usable <= h.last_usable + 1 or h.last_usable >= total:
         raise GptError(f"usable LBA range {h.first_usable}..{h.last_usable} does not fit a {total}-LBA disk")
+    array_lbas = -(-h.num_entries * h.entry_size // LBA)
+    if h.array_lba < 2 or h.array_lba + array_lbas > h.first_usable:
+        raise GptError(
+            f"primary partition array (LBA {h.array_lba}, {array_lbas} LBAs) extends past the first usable LBA {h.first_usable}"
+        )
+    if h.alternate_lba <= h.last_usable:
+        raise GptError(f"last usable LBA {h.last_usable} reaches the backup GPT header at LBA {h.alternate_lba}")
     arr = _read_array(fh, h, "primary GPT", total)
     if check_backup:
         if h.alternate_lba >= total or h.alternate_lba < 2:
@@ -316,6 +338,11 @@ def read_gpt(fh: BinaryIO, disk_size: Optional[int] = None, *, check_backup: boo
             h.disk_guid, h.first_usable, h.last_usable, h.num_entries, h.entry_size, h.array_crc,
         ):
             raise GptError("backup GPT header disagrees with the primary")
+        if not (h.last_usable < b.array_lba and b.array_lba + array_lbas <= b.my_lba):
+            raise GptError(
+                f"backup partition array (LBA {b.array_lba}, {array_lbas} LBAs) overlaps the usable range "
+                f"(last usable {h.last_usable}) or the backup header (LBA {b.my_lba})"
+            )
         if _read_array(fh, b, "backup GPT", total) != arr:
             raise GptError("backup partition array differs from the primary")
     parts: List[Partition] = []
@@ -334,6 +361,11 @@ def read_gpt(fh: BinaryIO, disk_size: Optional[int] = None, *, check_backup: boo
         if not h.first_usable <= first <= last <= h.last_usable:
             raise GptError(f"partition {i} ({name!r}) LBAs {first}..{last} lie outside the usable range")
         parts.append(p)
+    seen: Dict[uuid.UUID, Partition] = {}
+    for p in parts:
+        if p.guid in seen:
+            raise GptError(f"partitions {seen[p.guid].index} and {p.index} have the same unique GUID {p.guid}")
+        seen[p.guid] = p
     ordered = sorted(parts, key=lambda p: p.first_lba)
     for a, c in zip(ordered, ordered[1:]):
         if c.first_lba <= a.last_lba:

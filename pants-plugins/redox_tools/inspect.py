@@ -27,6 +27,7 @@ REDOXFS_SIG = b"RedoxFS\0"
 INITFS_MAGIC = b"RedoxFtw"
 RFS_BLOCK = 4096
 INITFS_PATH = "usr/lib/boot/initfs"
+INITFS_MAX = 256 * MiB  # the largest initfs the bootloader loads; a bigger file is not read
 
 
 class InspectError(FormatError):
@@ -111,7 +112,7 @@ def _open_redoxfs(fh: BinaryIO, offset: int, size: Optional[int]) -> Tuple[Optio
     except ImportError as e:
         return None, f"  (RedoxFS reader not available: {e}; tree and initfs not shown)"
     try:
-        return RedoxFSReader(fh, offset=offset), None
+        return RedoxFSReader(fh, offset=offset, size=size), None
     except ToolError as e:
         return None, f"  RedoxFS cannot be read: {e}"
 
@@ -175,7 +176,7 @@ def describe_redoxfs(fh: BinaryIO, offset: int, size: Optional[int], tree: bool,
             lines.append("  tree:")
             lines += ["  " + x for x in _rfs_walk(r)]
         try:
-            data = r.read(INITFS_PATH)
+            data = r.read(INITFS_PATH, limit=INITFS_MAX)
         except ToolError as e:
             lines.append(f"  /{INITFS_PATH}: {e}")
         else:

@@ -109,8 +109,7 @@ async def build_disk_image(field_set: DiskImageFieldSet, image: RedoxImageSubsys
         *file_args,
         "--efi",
         f"__efi/{bootloader.path}",
-        "--size",
-        field_set.size.value or "512M",
+        f"--size={field_set.size.value or '512M'}",  # one token: argparse never reads it as an option
         "--esp-size-mib",
         str(field_set.esp_size_mib.value),
         "--source-date-epoch",

@@ -26,6 +26,7 @@ from redox_tools.manifest import Manifest
 from redox_tools.redoxfs.format import BLOCK_SIZE, RedoxFSError
 from redox_tools.redoxfs.reader import RedoxFSReader, RedoxStat
 from redox_tools.redoxfs.writer import size_needed, write_redoxfs
+from redox_tools.safeio import atomic_output
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -74,18 +75,9 @@ def _create(args: argparse.Namespace) -> int:
     else:
         size = parse_size(args.size)
     out = os.path.abspath(args.output)
-    tmp = f"{out}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w+b") as f:
-            f.truncate(args.offset + size)
-            write_redoxfs(f, manifest, offset=args.offset, size=size, uuid=uuid, ctime=args.ctime)
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(out) as f:  # exclusive temp file: never writes through a planted link
+        f.truncate(args.offset + size)
+        write_redoxfs(f, manifest, offset=args.offset, size=size, uuid=uuid, ctime=args.ctime)
     if not args.quiet:
         print(f"wrote {args.output}: RedoxFS {size >> 20} MiB, {len(manifest)} entries", file=sys.stderr)
     return 0

@@ -169,7 +169,9 @@ class RedoxFSReader:
     `redoxfs` on a host does. `verify=False` skips checksum comparisons (for inspecting damaged
     images and for fuzzing the parsers); every structural check stays on."""
 
-    def __init__(self, fh: BinaryIO, offset: int = 0, *, scan: bool = False, verify: bool = True):
+    def __init__(self, fh: BinaryIO, offset: int = 0, *, scan: bool = False, verify: bool = True,
+                 size: Optional[int] = None):
+        # `size`: bytes of the container from `offset` (a partition); a header claiming more is refused
         self.fh = fh
         self.verify = verify
         try:
@@ -181,6 +183,11 @@ class RedoxFSReader:
             raise RedoxFSError(f"offset {offset} is outside the image ({self._file_len} bytes)")
         self._cache: Dict[Ptr, bytes] = {}
         self._open_ring(offset, scan)
+        end = self._file_len if size is None else min(self._file_len, offset + size)
+        if size is not None and self._start + self.size > end:
+            raise RedoxFSError(f"the filesystem's size {self.size} exceeds its container ({end - self._start} bytes from byte {self._start})")
+        # what a file can hold at most: the filesystem's size, within the bytes actually present
+        self._max_file = max(0, min(self.size, end - self._start))
 
     # -- low-level I/O ------------------------------------------------------------------------------
     def _length(self) -> int:
@@ -620,10 +627,12 @@ class RedoxFSReader:
         if size > limit:
             raise RedoxFSError(f"node {node.id}: size {size} is above the read limit {limit}")
         if st.inline:
-            data = node.raw[INLINE_OFFSET : INLINE_OFFSET + min(size, INLINE_CAPACITY)]
-            if size > INLINE_CAPACITY:
-                data += bytes(size - INLINE_CAPACITY)
+            if size > INLINE_MAX:
+                raise RedoxFSError(f"node {node.id}: inline size {size} is beyond the inline capacity ({INLINE_MAX} bytes)")
+            data = node.raw[INLINE_OFFSET : INLINE_OFFSET + size]
             return iter([data]) if size else iter([])
+        if size > self._max_file:
+            raise RedoxFSError(f"node {node.id}: size {size} is larger than the filesystem ({self._max_file} bytes)")
         if st.record_level > RECORD_LEVEL:
             raise RedoxFSError(f"node {node.id}: record_level {st.record_level} > {RECORD_LEVEL}")
         return self._records(node)

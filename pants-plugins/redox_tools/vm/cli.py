@@ -254,6 +254,9 @@ def debug_exit_status(code: int) -> Tuple[int, str]:
         return 0, f"guest reported success through isa-debug-exit (QEMU status {code}); exit 0"
     if code == DEBUG_EXIT_FAILURE:
         return 1, f"guest reported failure through isa-debug-exit (QEMU status {code}); exit 1"
+    if code == 0:
+        # -no-reboot turns a guest reset or triple fault into a plain QEMU exit 0
+        return 1, "guest did not report through isa-debug-exit (QEMU status 0: reset, triple fault or power-off); exit 1"
     return code, ""
 
 

@@ -81,6 +81,14 @@ def test_run_debug_exit_status_maps_51_and_53():
     assert cli.debug_exit_status(130) == (130, "")
 
 
+def test_run_debug_exit_status_0_is_a_dead_guest_not_success():
+    # with -no-reboot QEMU exits 0 on a reset or triple fault: only 51 may mean success (issue 11 #2)
+    code, message = cli.debug_exit_status(0)
+    assert code != 0 and "did not report" in message
+    for other in (1, 2, 52, 255):
+        assert cli.debug_exit_status(other)[0] != 0
+
+
 def test_qemu_only_reason(tmp_path):
     from redox_tools.vm.config import VmSpec
 

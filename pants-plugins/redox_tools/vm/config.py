@@ -22,6 +22,9 @@ from redox_tools.errors import ToolError
 
 DEFAULT_CPUS = 4
 DEFAULT_MEMORY_MIB = 2048
+# Below this OVMF and Redox's bootloader cannot start: the guest dies (and with -no-reboot QEMU
+# reports a plain exit), so it is refused before anything runs.
+MIN_MEMORY_MIB = 128
 NETWORK_KINDS = ("none", "user", "tap")
 
 # Longest path a unix socket accepts (sun_path is 108 bytes including the NUL).
@@ -88,8 +91,8 @@ class VmSpec:
         """Raise `VmConfigError` for settings no hypervisor can honour."""
         if self.cpus < 1 or self.cpus > 255:
             raise VmConfigError(f"cpus must be 1..255, got {self.cpus}")
-        if self.memory_mib < 1:
-            raise VmConfigError(f"memory must be at least 1 MiB, got {self.memory_mib}")
+        if self.memory_mib < MIN_MEMORY_MIB:
+            raise VmConfigError(f"memory must be at least {MIN_MEMORY_MIB} MiB (firmware and bootloader), got {self.memory_mib} MiB")
         if self.network not in NETWORK_KINDS:
             raise VmConfigError(
                 f"network must be one of {', '.join(NETWORK_KINDS)}, got {self.network!r}"
@@ -137,7 +140,7 @@ def parse_forward(text: str) -> Tuple[int, int]:
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
-_MEMORY_RE = re.compile(r"^\s*(\d+)\s*(|m|mb|mib|g|gb|gib)\s*$", re.IGNORECASE)
+_MEMORY_RE = re.compile(r"^\s*([0-9]+)\s*(|m|mb|mib|g|gb|gib)\s*$", re.IGNORECASE)
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -158,14 +161,14 @@ def parse_memory_mib(name: str, value: str) -> int:
     n = int(m.group(1))
     unit = m.group(2).lower()
     mib = n * 1024 if unit.startswith("g") else n
-    if mib < 1:
-        raise VmConfigError(f"{name}={value!r}: memory must be at least 1 MiB")
+    if mib < MIN_MEMORY_MIB:
+        raise VmConfigError(f"{name}={value!r}: guest memory must be at least {MIN_MEMORY_MIB} MiB (firmware and bootloader)")
     return mib
 
 
 def parse_cpus(name: str, value: str) -> int:
     v = value.strip()
-    if not v.isdigit() or not 1 <= int(v) <= 255:
+    if not re.fullmatch(r"[0-9]+", v) or not 1 <= int(v) <= 255:  # isdigit() takes "²"; int() not
         raise VmConfigError(f"{name}={value!r} is not a vCPU count (1..255)")
     return int(v)
 

@@ -76,3 +76,21 @@ def test_validate():
         spec(network="bridge").validate()
     with pytest.raises(VmConfigError, match="unix socket"):
         spec(control_socket="/tmp/" + "x" * 120).validate()
+
+
+@pytest.mark.parametrize("value", ["²", "1²", "٣", "³2", "⁴"])
+def test_non_ascii_digits_are_a_config_error_not_a_traceback(value):
+    # str.isdigit() accepts superscripts, int() does not (issue 11 #4)
+    for var in ("CH_CPUS", "CH_MEMORY"):
+        with pytest.raises(VmConfigError) as e:
+            apply_env(spec(), {var: value})
+        assert var in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["1", "1M", "64"])
+def test_too_little_guest_ram_is_refused_naming_the_minimum(value):
+    with pytest.raises(VmConfigError, match=r"CH_MEMORY=.*at least 128 MiB"):
+        apply_env(spec(), {"CH_MEMORY": value})
+    with pytest.raises(VmConfigError, match="at least 128 MiB"):
+        spec(memory_mib=1).validate()
+    spec(memory_mib=128).validate()

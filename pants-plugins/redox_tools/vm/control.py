@@ -28,6 +28,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from redox_tools.errors import ToolError
+from redox_tools.safeio import atomic_output
 
 if TYPE_CHECKING:  # imported lazily at run time (only the QEMU path needs them)
     import asyncio
@@ -53,10 +54,8 @@ def state_file(socket_path: str) -> str:
 def write_state(socket_path: str, kind: str, **extra: Any) -> None:
     data = {"kind": kind, "socket": os.path.abspath(socket_path)}
     data.update(extra)
-    tmp = state_file(socket_path) + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_output(state_file(socket_path), text=True) as f:  # never writes through a planted link
         json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, state_file(socket_path))
 
 
 def remove_state(socket_path: str) -> None:

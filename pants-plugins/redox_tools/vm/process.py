@@ -15,6 +15,7 @@ import sys
 from typing import IO, Optional, Sequence
 
 from redox_tools.errors import ToolError
+from redox_tools.safeio import replace_new
 
 _PR_SET_PDEATHSIG = 1
 
@@ -43,7 +44,7 @@ class VmProcess:
 
     def start(self) -> "VmProcess":
         if self.stderr_path and not self.interactive:
-            self._stderr = open(self.stderr_path, "wb")
+            self._stderr = replace_new(self.stderr_path)  # a planted link is replaced, not followed
         try:
             self.proc = subprocess.Popen(
                 self.argv,

@@ -21,6 +21,7 @@ import subprocess
 from typing import List
 
 from redox_tools.vm.config import VmConfigError, VmSpec
+from redox_tools.safeio import copy_new
 
 QEMU_BINARY = "qemu-system-x86_64"
 QEMU_IMG = "qemu-img"
@@ -114,8 +115,7 @@ def prepare_qemu_files(spec: VmSpec, qemu_img: str = QEMU_IMG) -> None:
         if not os.path.isfile(path):
             raise VmConfigError(f"{what} {path} does not exist (install the ovmf package)")
     os.makedirs(spec.work_dir, exist_ok=True)
-    shutil.copyfile(spec.firmware_vars, spec.vars_copy_path)
-    os.chmod(spec.vars_copy_path, 0o644)
+    copy_new(spec.firmware_vars, spec.vars_copy_path)  # a link left in the work dir is replaced, not followed
     for stale in (spec.overlay_path, spec.control_socket_path):
         if os.path.lexists(stale):
             os.unlink(stale)

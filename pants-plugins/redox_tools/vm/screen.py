@@ -26,6 +26,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from redox_tools.errors import ToolError, run_main
+from redox_tools.safeio import atomic_output
 
 Rgb = Tuple[int, int, int]
 KINDS = ("not-blank", "region")
@@ -102,7 +103,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 
 def save_png(pixels: np.ndarray, path: str) -> None:
-    with open(path, "wb") as f:
+    with atomic_output(path) as f:  # never writes through a planted link
         f.write(encode_png(pixels))
 
 

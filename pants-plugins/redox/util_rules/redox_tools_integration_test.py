@@ -1,0 +1,67 @@
+"""The tools' venv through Pants' engine, with a hostile repository around it (issue 11 #7):
+a BUILD file with an unknown field and an absolute symlink elsewhere in the repo must not
+break building and running a tool, because only the tools' own BUILD file is read. Also: a
+bad disk-image `size` is an error naming the field (issue 11 #4)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from pants.backend.python import register as python_backend
+from pants.backend.python import target_types_rules
+from pants.backend.python.util_rules import pex_from_targets
+from pants.core.util_rules import system_binaries
+from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.testutil.rule_runner import QueryRule, RuleRunner
+
+from redox import register
+from redox.goals.package_integration_test import PEX, configure, repo_files
+from redox.util_rules.redox_tools import RedoxToolProcess
+
+pytestmark = pytest.mark.skipif(not os.path.isfile(PEX), reason="needs the bootstrapped pex (run via ./pants)")
+
+
+@pytest.fixture(scope="module")
+def rule_runner() -> RuleRunner:
+    rr = RuleRunner(
+        rules=[
+            *register.rules(),
+            *pex_from_targets.rules(),
+            *target_types_rules.rules(),
+            *system_binaries.rules(),
+            QueryRule(Process, [RedoxToolProcess]),
+            QueryRule(FallibleProcessResult, [Process]),
+            QueryRule(WrappedTarget, [WrappedTargetRequest]),
+        ],
+        target_types=[*register.target_types(), *python_backend.target_types()],
+    )
+    files = {k: v for k, v in repo_files().items() if k.startswith(("pants-plugins/", "3rdparty/"))}
+    files["pants-plugins/redox_tools/BUILD"] = 'python_sources(resolve="redox-tools", sources=["**/*.py"])\n'
+    files["3rdparty/python/BUILD"] = ""
+    # the hostile neighbours: an unknown field, a BUILD.off, an absolute symlink
+    files["scratch/bad/BUILD"] = 'python_sources(no_such_field=1)\n'
+    files["scratch/off/BUILD.off"] = "this is not python(\n"
+    files["images/BUILD"] = 'redox_disk_image(name="neg", size="-5M", require_boot_files=False)\n'
+    rr.write_files(files)
+    os.symlink("/etc", os.path.join(rr.build_root, "scratch", "etc-link"))
+    configure(rr, search_path=["/usr/bin"], extra=["--build-patterns=['BUILD', 'BUILD.*']"])
+    return rr
+
+
+def test_a_tool_runs_although_the_repo_has_a_bad_build_file_and_an_absolute_symlink(rule_runner: RuleRunner) -> None:
+    process = rule_runner.request(
+        Process, [RedoxToolProcess(module="redox_tools.fat", args=("--help",), description="fat --help")]
+    )
+    result = rule_runner.request(FallibleProcessResult, [process])
+    assert result.exit_code == 0, result.stderr.decode()
+    assert b"FAT (ESP) writer and reader" in result.stdout
+
+
+def test_a_bad_disk_image_size_names_the_field(rule_runner: RuleRunner) -> None:
+    with pytest.raises(ExecutionError) as e:
+        rule_runner.request(WrappedTarget, [WrappedTargetRequest(Address("images", target_name="neg"), "test")])
+    assert "The `size` field of images:neg must be a positive size like 512M" in str(e.value)
+    assert "usage:" not in str(e.value)
