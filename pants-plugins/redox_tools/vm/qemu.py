@@ -16,7 +16,6 @@ image (`qemu-img create -f qcow2 -b IMG -F raw overlay`), not `-drive ...,snapsh
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from typing import List
 
