@@ -511,6 +511,7 @@ def build(spec: Spec) -> List[str]:
         "CARGO_TERM_COLOR": "never",
         "CARGO_INCREMENTAL": "0",
     }
+    env["PATH"] = os.pathsep.join(toolchain_bin_dirs(spec, root) + [env["PATH"]])
     metadata, metadata_error = cargo_metadata(cargo, manifest, env)
     crates = object_crates(spec, metadata, manifest, metadata_error) if spec.emit_object else []
     check_install_names(spec, metadata)
@@ -572,6 +573,22 @@ def std_sysroot_flags(spec: Spec, root: str) -> List[str]:
     if not os.path.isdir(os.path.join(path, "lib", "rustlib")):
         raise CargoBuildError(f"{spec.package}: the prebuilt std {spec.std_sysroot} has no lib/rustlib")
     return [f"--sysroot={path}"]
+
+
+def toolchain_bin_dirs(spec: Spec, root: str) -> List[str]:
+    """With `--sysroot` at the prebuilt std, rustc no longer looks for its self-contained tools
+    (rust-lld, the UEFI linker) in the toolchain's own `lib/rustlib/<host>/bin`: put that on PATH."""
+    sysroot = str(spec.toolchain.get("sysroot") or "")
+    if not spec.std_sysroot or not sysroot:
+        return []
+    rustlib = os.path.join(resolve(sysroot, root), "lib", "rustlib")
+    if not os.path.isdir(rustlib):
+        return []
+    return [
+        os.path.join(rustlib, d, "bin")
+        for d in sorted(os.listdir(rustlib))
+        if os.path.isfile(os.path.join(rustlib, d, "bin", "rust-lld"))
+    ]
 
 
 def emit_objects(

@@ -270,20 +270,21 @@ async def package_std(request: PackageStdRequest) -> StdSysroot:
     flags = list(request.rustflags)
     if request.linkage == "dynamic":
         flags.append("-Ctarget-feature=-crt-static")  # as redox_tools.cargo_build adds for the package
-    return await Get(
-        StdSysroot,
-        StdSysrootRequest(
-            triple=request.triple,
-            target_json=target_json,
-            target_json_digest=json_digest,
-            crates=request.crates,
-            features=request.features,
-            profile=base,
-            profile_settings=settings,
-            rustflags=std_codegen_flags(flags),
-            embed_bitcode=bitcode,
-        ),
+    std_request = StdSysrootRequest(
+        triple=request.triple,
+        target_json=target_json,
+        target_json_digest=json_digest,
+        crates=request.crates,
+        features=request.features,
+        profile=base,
+        profile_settings=settings,
+        rustflags=std_codegen_flags(flags),
+        embed_bitcode=bitcode,
     )
+    try:
+        return await Get(StdSysroot, StdSysrootRequest, std_request)
+    except PackageBuildError as e:  # the std is shared: say which package asked for it
+        raise PackageBuildError(f"{request.address}: its `build_std` failed to build: {e}") from None
 
 
 def rules():
