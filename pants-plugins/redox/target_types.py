@@ -188,7 +188,9 @@ class CargoBuildStdField(StringSequenceField):
         """
         Crates of the standard library to build from the toolchain's rust-src (`-Z build-std`),
         e.g. `["core", "alloc", "compiler_builtins"]`. Needed for every target without a prebuilt
-        std (Redox no_std, custom JSON, UEFI with the system toolchain).
+        std (Redox no_std, custom JSON, UEFI with the system toolchain). They are built once per
+        (toolchain, target, crates, features, std-shaping profile settings and rustflags) as their
+        own cached process and shared by every package of that key (`--sysroot`).
         """
     )
 

@@ -73,6 +73,8 @@ class Spec:
     sysroot: Optional[str] = None  # a relibc-shaped sysroot tree to link programs against
     linkage: str = "static"  # or "dynamic": against the sysroot's libc.so (needs `interpreter`)
     interpreter: Optional[str] = None  # PT_INTERP of dynamically linked programs (/usr/lib/ld64.so.1)
+    # A prebuilt std for `build_std` (redox_tools.stdlib.build): `--sysroot` instead of -Z build-std.
+    std_sysroot: Optional[str] = None
     out_dir: str = "__staged"
     path: List[str] = field(default_factory=lambda: ["/usr/bin", "/bin"])
     work_dir: str = "__cargo"
@@ -509,6 +511,7 @@ def build(spec: Spec) -> List[str]:
         "CARGO_TERM_COLOR": "never",
         "CARGO_INCREMENTAL": "0",
     }
+    env["PATH"] = os.pathsep.join(toolchain_bin_dirs(spec, root) + [env["PATH"]])
     metadata, metadata_error = cargo_metadata(cargo, manifest, env)
     crates = object_crates(spec, metadata, manifest, metadata_error) if spec.emit_object else []
     check_install_names(spec, metadata)
@@ -524,16 +527,13 @@ def build(spec: Spec) -> List[str]:
         spec.profile,
         *targs,
     ]
-    if spec.build_std:
-        args += ["-Z", "build-std=" + ",".join(spec.build_std)]
-        if spec.build_std_features:
-            args += ["-Z", "build-std-features=" + ",".join(spec.build_std_features)]
+    args += build_std_args(spec)
     if spec.features:
         args += ["--features", ",".join(spec.features)]
     if spec.no_default_features:
         args.append("--no-default-features")
     env.update(profile_env(spec))
-    env["CARGO_ENCODED_RUSTFLAGS"] = "\x1f".join(rustflags(spec, root, objects))
+    env["CARGO_ENCODED_RUSTFLAGS"] = "\x1f".join(std_sysroot_flags(spec, root) + rustflags(spec, root, objects))
     out_root = os.path.join(target_dir, target_name, profile_dir(spec.profile)) if target_name else os.path.join(
         target_dir, profile_dir(spec.profile)
     )
@@ -553,6 +553,42 @@ def build(spec: Spec) -> List[str]:
             raise CargoBuildError(explain_cargo_failure(spec, proc.stderr))
     split_debug_info(spec, root, out_root)
     return stage_outputs(spec, out_root, os.path.join(root, spec.out_dir))
+
+
+def build_std_args(spec: Spec) -> List[str]:
+    """`-Z build-std` when the package compiles its own std (no prebuilt `std_sysroot`)."""
+    if not spec.build_std or spec.std_sysroot:
+        return []
+    args = ["-Z", "build-std=" + ",".join(spec.build_std)]
+    if spec.build_std_features:
+        args += ["-Z", "build-std-features=" + ",".join(spec.build_std_features)]
+    return args
+
+
+def std_sysroot_flags(spec: Spec, root: str) -> List[str]:
+    """`--sysroot` of the prebuilt std (target RUSTFLAGS only: host artifacts keep the host std)."""
+    if not spec.std_sysroot:
+        return []
+    path = resolve(spec.std_sysroot, root)
+    if not os.path.isdir(os.path.join(path, "lib", "rustlib")):
+        raise CargoBuildError(f"{spec.package}: the prebuilt std {spec.std_sysroot} has no lib/rustlib")
+    return [f"--sysroot={path}"]
+
+
+def toolchain_bin_dirs(spec: Spec, root: str) -> List[str]:
+    """With `--sysroot` at the prebuilt std, rustc no longer looks for its self-contained tools
+    (rust-lld, the UEFI linker) in the toolchain's own `lib/rustlib/<host>/bin`: put that on PATH."""
+    sysroot = str(spec.toolchain.get("sysroot") or "")
+    if not spec.std_sysroot or not sysroot:
+        return []
+    rustlib = os.path.join(resolve(sysroot, root), "lib", "rustlib")
+    if not os.path.isdir(rustlib):
+        return []
+    return [
+        os.path.join(rustlib, d, "bin")
+        for d in sorted(os.listdir(rustlib))
+        if os.path.isfile(os.path.join(rustlib, d, "bin", "rust-lld"))
+    ]
 
 
 def emit_objects(

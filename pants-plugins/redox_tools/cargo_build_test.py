@@ -477,3 +477,31 @@ def test_rustflags_bad_linkage(tmp_path: Path, kw: Dict[str, object], files, exp
         kw = {**kw, "sysroot": fake_sysroot(tmp_path, files)}
     with pytest.raises(CargoBuildError, match=expected):
         rustflags(spec(**kw), str(tmp_path))
+
+
+def test_toolchain_bin_dirs_only_with_a_prebuilt_std(tmp_path: Path) -> None:
+    from redox_tools.cargo_build import Spec, toolchain_bin_dirs
+
+    bin_dir = tmp_path / "tc" / "lib" / "rustlib" / "x86_64-unknown-linux-gnu" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "rust-lld").write_text("")
+    (tmp_path / "tc" / "lib" / "rustlib" / "src").mkdir()  # rust-src: no bin/rust-lld
+    spec = Spec(package="p", crate_dir="c", toolchain={"sysroot": "tc"}, target="x86_64-unknown-uefi")
+    assert toolchain_bin_dirs(spec, str(tmp_path)) == []
+    spec.std_sysroot = "__std_sysroot"
+    assert toolchain_bin_dirs(spec, str(tmp_path)) == [str(bin_dir)]
+
+
+def test_prebuilt_std_replaces_build_std(tmp_path: Path) -> None:
+    from redox_tools.cargo_build import build_std_args, std_sysroot_flags
+
+    spec = Spec(package=PKG, crate_dir="c", toolchain={}, target="x86_64-unknown-redox",
+                build_std=["core", "compiler_builtins"], build_std_features=["compiler-builtins-mem"])
+    assert build_std_args(spec) == ["-Z", "build-std=core,compiler_builtins", "-Z", "build-std-features=compiler-builtins-mem"]
+    assert std_sysroot_flags(spec, str(tmp_path)) == []
+    spec.std_sysroot = "__std_sysroot"
+    assert build_std_args(spec) == []
+    with pytest.raises(CargoBuildError, match=r"packages/x:pkg: the prebuilt std __std_sysroot has no lib/rustlib"):
+        std_sysroot_flags(spec, str(tmp_path))
+    (tmp_path / "__std_sysroot" / "lib" / "rustlib").mkdir(parents=True)
+    assert std_sysroot_flags(spec, str(tmp_path)) == [f"--sysroot={tmp_path}/__std_sysroot"]

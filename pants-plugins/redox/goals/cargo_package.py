@@ -68,6 +68,8 @@ from redox.util_rules.staged_tree import (
     StagedTreeFieldSet,
     StagedTreePackageRequest,
 )
+from redox.util_rules.std_sysroot import PackageStdRequest, StdSysroot
+from redox.util_rules import std_sysroot
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
 CARGO_VENDOR_DIR = "__cargo_vendor"
@@ -281,9 +283,31 @@ async def build_cargo_package(
         Get(SourceFiles, SourceFilesRequest([t[SourcesField] for t in vendor_targets])),
         Get(SysrootInput, SysrootInputRequest(address, field_set.sysroot.value)),
     )
+    the_crate_dir = upstream_dir if upstream_dir is not None else crate_dir(address, sources.snapshot.files)
+    # The std crates come prebuilt (one cached build per std key), not from `-Z build-std` here.
+    std = (
+        await Get(
+            StdSysroot,
+            PackageStdRequest(
+                address=address,
+                sources_digest=upstream_digest if upstream_digest else sources.snapshot.digest,
+                crate_dir=the_crate_dir,
+                triple=triple,
+                target_spec=field_set.target_spec.value,
+                crates=tuple(sorted(set(field_set.build_std.value))),
+                features=tuple(sorted(set(field_set.build_std_features.value or ()))),
+                profile=field_set.profile.value or "release",
+                profile_settings=tuple(sorted((field_set.profile_settings.value or {}).items())),
+                rustflags=tuple(field_set.rustflags.value or ()),
+                linkage=field_set.linkage.value or "static",
+            ),
+        )
+        if field_set.build_std.value
+        else None
+    )
     spec = {
         "package": str(address),
-        "crate_dir": upstream_dir if upstream_dir is not None else crate_dir(address, sources.snapshot.files),
+        "crate_dir": the_crate_dir,
         "toolchain": json.loads(toolchain.env_json()),
         "target": triple,
         "target_spec": field_set.target_spec.value,
@@ -311,6 +335,7 @@ async def build_cargo_package(
         "linkage": field_set.linkage.value or "static",
         "interpreter": sysroot.interpreter,
         "path": list(toolchain_subsystem.search_path) + ["/usr/bin", "/bin"],
+        "std_sysroot": std.path if std else None,
     }
     input_digest = await Get(
         Digest,
@@ -333,6 +358,7 @@ async def build_cargo_package(
             toolchain,
             dict(field_set.install.value),
             f"cargo build {address} ({triple})",
+            immutable_inputs={std.path: std.digest} if std else None,
         ),
     )
 
@@ -345,6 +371,7 @@ async def package_cargo_package(field_set: CargoPackageFieldSet) -> BuiltPackage
 def rules():
     return [
         *collect_rules(),
+        *std_sysroot.rules(),
         UnionRule(PackageFieldSet, CargoPackageFieldSet),
         UnionRule(StagedTreeFieldSet, CargoPackageFieldSet),
     ]

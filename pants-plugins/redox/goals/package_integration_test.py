@@ -76,6 +76,7 @@ redox_cargo_package(
     install={"no-such-binary": "/usr/bin/x"},
 )
 redox_cargo_package(name="no-install", build_std=["core"])
+redox_cargo_package(name="bad-std", build_std=["no_such_std_crate"], install={"redox-hello": "/usr/bin/x"})
 """,
     "packages/fixtures/bios-shaped/BUILD": """
 redox_cargo_package(
@@ -246,6 +247,11 @@ def test_c_package_and_process_cache(rule_runner: RuleRunner, tmp_path: Path) ->
             ["packages/fixtures/redox-hello:no-install", "`install` is empty"],
         ),
         (Address("packages/broken", target_name="no-crate"), ["packages/broken:no-crate", "no Cargo.toml"]),
+        (
+            # The std is its own (shared) process; its failure still names the package.
+            Address("packages/fixtures/redox-hello", target_name="bad-std"),
+            ["packages/fixtures/redox-hello:bad-std", "`build_std` failed to build", "no_such_std_crate"],
+        ),
     ],
 )
 def test_bad_packages_fail_with_one_clear_error(rule_runner: RuleRunner, address: Address, expected: List[str]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests, RemovePrefix
@@ -47,6 +47,8 @@ class PackageBuildRequest:
     toolchain: RedoxToolchain
     installed: Tuple[str, ...]  # image paths the package installs (from its `install` field)
     description: str
+    # Read-only inputs mounted at these sandbox paths (e.g. the prebuilt std sysroot).
+    immutable_inputs: FrozenDict[str, Digest] = FrozenDict()
 
     @classmethod
     def create(
@@ -58,11 +60,12 @@ class PackageBuildRequest:
         toolchain: RedoxToolchain,
         install: Dict[str, str],
         description: str,
+        immutable_inputs: Optional[Dict[str, Digest]] = None,
     ) -> "PackageBuildRequest":
         spec = {**spec, "out_dir": OUT_DIR}
         installed = tuple(sorted(v.lstrip("/") for v in install.values()))
         return cls(address, module, json.dumps(spec, sort_keys=True, indent=1), input_digest, toolchain, installed,
-                   description)
+                   description, FrozenDict(immutable_inputs or {}))
 
 
 @rule(desc="Build a Redox package", level=LogLevel.DEBUG)
@@ -83,7 +86,11 @@ async def build_package(request: PackageBuildRequest) -> StagedTree:
     process = dataclasses.replace(
         process,
         immutable_input_digests=FrozenDict(
-            {**process.immutable_input_digests, **request.toolchain.immutable_input_digests}
+            {
+                **process.immutable_input_digests,
+                **request.toolchain.immutable_input_digests,
+                **request.immutable_inputs,
+            }
         ),
     )
     result = await Get(FallibleProcessResult, Process, process)

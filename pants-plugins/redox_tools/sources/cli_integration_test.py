@@ -41,7 +41,7 @@ def _lock(tmp_path, up, *extra: SourcePin):
 
 def _run(*args: str):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.run([sys.executable, "-m", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", *args], env=env, capture_output=True, text=True)
 
 
 def test_fetch_prints_hash_to_record_then_update_writes_it(up, tmp_path, capsys):

@@ -36,12 +36,11 @@ def start_vm(root, name, **kw):
     return spec, vm
 
 
-def wait_serial(path, needle, timeout=20.0):
+def wait_serial(path, needle):
+    """Wait for `needle` on the serial log (no wall-clock limit: Pants' test timeout guards)."""
     f = LogFollower(path)
-    deadline = time.monotonic() + timeout
     try:
         while needle not in f.text:
-            assert time.monotonic() < deadline, f"{needle!r} not on serial: {f.tail()}"
             f.read_new()
             time.sleep(0.05)
     finally:

@@ -109,7 +109,7 @@ def test_cli_ctl_no_vm_is_one_error_line(sockdir, capsys):
     sock = os.path.join(sockdir, "none.sock")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     r = subprocess.run([sys.executable, "-m", "redox_tools.vm", "ctl", "info", "--socket", sock],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=30)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         f"error: no VM is running on control socket {sock}: the socket does not exist (start one with `run`)"

@@ -30,7 +30,7 @@ need_iptables = pytest.mark.skipif(not shutil.which("iptables"), reason="iptable
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=20)
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check)
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def netns():
 def tool(*args: str, sudo_uid: str = "65534") -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=PLUGINS, SUDO_UID=sudo_uid)
     return subprocess.run([sys.executable, "-m", "redox_tools.vm.network", *args],
-                          capture_output=True, text=True, env=env, timeout=20)
+                          capture_output=True, text=True, env=env)
 
 
 def ok(*args: str) -> str:
