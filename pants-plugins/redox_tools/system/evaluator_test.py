@@ -159,3 +159,13 @@ def test_provenance():
     assert ev.modules_setting("a.items") == ["one", "two"]
     assert ev.modules_setting("a.n") == ["two"]
     assert ev.modules_setting("a") == ["one", "two"]
+
+
+def test_literal_markers_as_the_build_file_functions_write_them():
+    # redox/system_markers.py (the BUILD-file side) writes exactly these dicts
+    m = M("m", {"a": {
+        "n": {"_redox": "override", "priority": 50, "value": 9},
+        "items": {"_redox": "merge", "values": [{"_redox": "if", "condition": "a.n == 9", "value": ["yes"]}, ["b"]]},
+    }})
+    _, c = evaluate(m)
+    assert c["a"]["n"] == 9 and c["a"]["items"] == ["yes", "b"]
