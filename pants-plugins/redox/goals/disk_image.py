@@ -103,7 +103,7 @@ async def build_disk_image(field_set: DiskImageFieldSet, image: RedoxImageSubsys
         kernel=field_set.kernel.value,
         initfs=field_set.initfs.value,
         size=field_set.size.value or "512M",
-        esp_size_mib=field_set.esp_size_mib.value,
+        esp_size_mib=field_set.esp_size_mib.value or 1,
         source_date_epoch=image.source_date_epoch if epoch is None else epoch,
         require_boot_files=field_set.require_boot_files.value,
         output_path=field_set.output_path.value_or_default(file_ending="img"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address, AddressInput
@@ -117,7 +117,7 @@ async def system_description(request: SystemDescriptionRequest) -> SystemDescrip
         "name": name, "file": f"{address.spec_path}/BUILD", "dir": address.spec_path,
         "imports": [module_name(a) for a in roots], "config": json.loads(target[SystemConfigField].value or "{}"),
     }]
-    seen = set()
+    seen: Set[Address] = set()
     frontier = [(a, address) for a in roots]
     while frontier:
         batch = [(a, owner) for a, owner in frontier if a not in seen]

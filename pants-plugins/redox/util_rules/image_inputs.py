@@ -73,8 +73,8 @@ def _explicit(deps: ExplicitlyProvidedDependencies) -> Tuple[Address, ...]:
 async def package_closure(request: PackageClosureRequest) -> PackageClosure:
     roots: Tuple[Address, ...] = request.roots
     if request.dependencies is not None:
-        explicit = _explicit(await Get(ExplicitlyProvidedDependencies, DependenciesRequest(request.dependencies)))
-        roots = tuple(sorted(set(roots) | set(explicit)))
+        named = _explicit(await Get(ExplicitlyProvidedDependencies, DependenciesRequest(request.dependencies)))
+        roots = tuple(sorted(set(roots) | set(named)))
     edges: Dict[Address, Tuple[Address, ...]] = {}
     groups = set()
     frontier = list(roots)

@@ -241,7 +241,7 @@ def test_build_writes_overlay_and_no_plaintext_password(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["users"]["users"]["admin"]["password"] == "<secret>"
     shadow = (out / "files/etc/shadow").read_text().splitlines()
-    admin_hash = [l for l in shadow if l.startswith("admin;")][0].split(";", 1)[1]
+    admin_hash = [line for line in shadow if line.startswith("admin;")][0].split(";", 1)[1]
     assert PasswordHasher().verify(admin_hash, "s3cret-Pa55")
     overlay = json.loads((out / "overlay.json").read_text())
     home = [e for e in overlay["entries"] if e["path"] == "home/admin"][0]
