@@ -7,6 +7,8 @@ from __future__ import annotations
 from redox import target_types as vocabulary
 from redox.goals import boot, c_package, cargo_package, data_package, disk_image, initfs, run_vm, source
 from redox.goals import flat_binary, sysroot
+from redox.goals import system, system_options
+from redox.system_markers import BUILD_FILE_OBJECTS
 from redox.util_rules import (
     dependency_inference,
     image_inputs,
@@ -20,6 +22,12 @@ from redox.util_rules import (
 
 def target_types():
     return vocabulary.target_types()
+
+
+def build_file_aliases():
+    from pants.build_graph.build_file_aliases import BuildFileAliases
+
+    return BuildFileAliases(objects=dict(BUILD_FILE_OBJECTS))
 
 
 def rules():
@@ -41,4 +49,6 @@ def rules():
         *disk_image.rules(),
         *boot.rules(),
         *run_vm.rules(),
+        *system.rules(),
+        *system_options.rules(),
     ]

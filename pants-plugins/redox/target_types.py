@@ -5,6 +5,7 @@ intent. Rules live elsewhere (one concern per module) and only read these fields
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Optional
 
@@ -15,8 +16,10 @@ from pants.engine.target import (
     BoolField,
     Dependencies,
     DictStringToStringField,
+    Field,
     IntField,
     InvalidFieldException,
+    InvalidFieldTypeException,
     MultipleSourcesField,
     SpecialCasedDependencies,
     StringField,
@@ -1242,6 +1245,86 @@ class RedoxToolTarget(Target):
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# redox_module, redox_system (the module system: pants-plugins/redox_tools/system)
+# ---------------------------------------------------------------------------------------------
+
+
+class SystemConfigField(Field):
+    """A module's configuration: nested dicts/lists/strings/ints/bools and mk_* markers, kept as
+    canonical JSON text (hashable, and what the evaluator process reads)."""
+
+    alias = "config"
+    default = "{}"
+    help = help_text(
+        """
+        Option values, NixOS-style: `{"networking": {"mode": "static"}, "users": {"users": {"admin":
+        {"uid": 1001}}}}`. Attribute sets merge with other modules' deeply, lists concatenate, a
+        value set twice at the same priority is an error; `mk_default(v)`, `mk_force(v)`,
+        `mk_override(p, v)`, `mk_if("opt == v", v)`, `mk_merge([...])` change that.
+        `./pants redox-options` lists every option.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):  # type: ignore[override]
+        value = super().compute_value(raw_value, address)
+        if value is None or isinstance(value, str):
+            return value or "{}"
+        if not isinstance(value, dict):
+            raise InvalidFieldTypeException(address, cls.alias, raw_value, expected_type="a dict of option values")
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError) as e:
+            raise InvalidFieldException(
+                f"The `config` field of {address} holds a value that is not plain data ({e}): use dicts, lists, "
+                "strings, numbers, booleans and None"
+            ) from None
+
+
+class ModuleImportsField(StringSequenceField):
+    alias = "imports"
+    help = "Other `redox_module` targets this module builds on (their definitions come first)."
+
+
+class RedoxModuleTarget(Target):
+    alias = "redox_module"
+    core_fields = (*COMMON_TARGET_FIELDS, ModuleImportsField, SystemConfigField)
+    help = help_text(
+        """
+        A module of the system configuration: option values (`config`) on top of the modules it
+        `imports`. Profiles (images/profiles) and user configuration are modules; a `redox_system`
+        combines them.
+        """
+    )
+
+
+class SystemModulesField(StringSequenceField):
+    alias = "modules"
+    help = "The `redox_module` targets making up the system (with everything they import)."
+
+
+class RedoxSystemTarget(Target):
+    alias = "redox_system"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        SystemModulesField,
+        SystemConfigField,
+        DiskImageSourceDateEpochField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        A Redox system: its `modules` (and `config`, a module of its own) evaluated into one
+        configuration, whose packages (`environment.system_packages`, `boot.*`) and generated files
+        (/etc/passwd, /etc/shadow, /etc/group, homes, /etc/net, init units, ion aliases,
+        os-release) make a bootable disk image with `./pants package`. `redox_vm` and
+        `redox_boot_test` accept it as `image`. `./pants redox-options --system=<address>` shows
+        its evaluated options without building anything.
+        """
+    )
+
+
 def target_types():
     return [
         RedoxSourceTarget,
@@ -1258,4 +1341,6 @@ def target_types():
         RedoxVmControlTarget,
         RedoxHostNetworkTarget,
         RedoxToolTarget,
+        RedoxModuleTarget,
+        RedoxSystemTarget,
     ]

@@ -4,12 +4,17 @@ Run by the image rules inside a sandbox (and by hand):
 
     python -m redox_tools.assemble initfs --tree ORIGIN=DIR ... --bootstrap ELF -o initfs.img
     python -m redox_tools.assemble disk --tree ORIGIN=DIR ... [--file /IMAGE/PATH=HOSTFILE[:MODE]] ...
-        --efi BOOTX64.EFI --size 512M -o disk.img [--manifest-out root.json]
+        [--overlay MANIFEST.json] --efi BOOTX64.EFI --size 512M -o disk.img [--manifest-out root.json]
 
 Each `--tree` is a package's staged tree (its origin, e.g. the Pants address, names it in
 conflict errors). Trees are merged into one root manifest: the same path installed differently
 by two packages is an error naming both. Ownership is root:root and every time is the source
 date epoch, whatever the host says.
+
+An `--overlay` is a root manifest (JSON, sources relative to its own directory) whose entries
+replace the packages' entries at the same paths, owners and modes included: the module system's
+generated files (/etc/passwd, homes owned by their users, ...), written after the packages like
+upstream's installer writes its config files.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ def parse_file(arg: str) -> Tuple[str, str, Optional[int]]:
         raise ToolError(f"--file {arg!r}: mode {mode!r} is not octal") from None
 
 
-def root_manifest(trees: Sequence[str], files: Sequence[str], mtime: int) -> Manifest:
+def root_manifest(trees: Sequence[str], files: Sequence[str], mtime: int, overlays: Sequence[str] = ()) -> Manifest:
     parts: List[Manifest] = []
     for arg in trees:
         origin, path = parse_tree(arg)
@@ -59,7 +64,12 @@ def root_manifest(trees: Sequence[str], files: Sequence[str], mtime: int) -> Man
                   size=size, origin=f"--file {dest}")
         )
     parts.append(Manifest(extra))
-    return Manifest.merge(parts).complete(mtime=mtime)
+    merged = Manifest.merge(parts)
+    for path in overlays:
+        overlay = Manifest.merge([Manifest.load(path)])
+        replaced = {e.path for e in overlay}
+        merged = Manifest([*(e for e in merged if e.path not in replaced), *overlay], merged.base_dir)
+    return merged.complete(mtime=mtime)
 
 
 def portable(manifest: Manifest, base: str) -> Manifest:
@@ -76,6 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tree", action="append", default=[], help="ORIGIN=DIR: a staged tree")
     common.add_argument("--file", action="append", default=[], help="/IMAGE/PATH=HOSTFILE[:MODE]")
+    common.add_argument("--overlay", action="append", default=[], help="a manifest whose entries replace the packages' ones")
     common.add_argument("--source-date-epoch", type=int, default=int(os.environ.get("SOURCE_DATE_EPOCH", "0")))
     common.add_argument("--manifest-out", help="also write the root manifest (JSON) here")
     common.add_argument("-o", "--output", required=True)
@@ -92,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if os.path.dirname(args.output):
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    manifest = root_manifest(args.tree, args.file, args.source_date_epoch)
+    manifest = root_manifest(args.tree, args.file, args.source_date_epoch, args.overlay)
     if args.manifest_out:
         portable(manifest, os.getcwd()).dump(args.manifest_out)
     if args.cmd == "initfs":

@@ -316,3 +316,26 @@ def test_manifest_out_does_not_depend_on_the_build_directory(tmp_path: Path) -> 
         outs.append((work / "root.json").read_bytes())
     assert outs[0] == outs[1]
     assert b"__trees/0/usr/bin/tool" in outs[0]
+
+
+def test_overlay_replaces_package_entries_with_owner_and_mode(tmp_path: Path) -> None:
+    from redox_tools.manifest import DIR, FILE, Entry, Manifest
+
+    pkg = tree(tmp_path / "pkg", {"etc/passwd": (b"from-package\n", 0o644), "usr/bin/x": (b"x", 0o755)})
+    ov_dir = tmp_path / "ov"
+    (ov_dir / "files/etc").mkdir(parents=True)
+    (ov_dir / "files/etc/passwd").write_bytes(b"root;0;0;root;/root;/bin/ion\n")
+    import hashlib
+
+    data = (ov_dir / "files/etc/passwd").read_bytes()
+    Manifest([
+        Entry("etc/passwd", FILE, 0o644, source="files/etc/passwd", sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+              origin="module system: users.users"),
+        Entry("home/admin", DIR, 0o700, 1001, 1001, origin="module system: users.users.admin.home"),
+    ], str(ov_dir)).dump(str(ov_dir / "overlay.json"))
+    m = root_manifest([f"pkg={pkg}"], [], EPOCH, [str(ov_dir / "overlay.json")])
+    passwd = m.get("etc/passwd")
+    assert passwd is not None and m.read(passwd) == data and passwd.origin == "module system: users.users"
+    home = m.get("home/admin")
+    assert home is not None and (home.mode, home.uid, home.gid) == (0o700, 1001, 1001)
+    assert m.get("home") is not None and m.get("usr/bin/x") is not None

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address
-from pants.engine.fs import AddPrefix, Digest, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
@@ -26,6 +26,7 @@ from redox.target_types import (
     DiskImageRootField,
     DiskImageSizeField,
     DiskImageSourceDateEpochField,
+    SystemModulesField,
 )
 from redox.util_rules.image_inputs import ImageTrees, ImageTreesRequest
 from redox.util_rules.redox_tools import RedoxToolProcess
@@ -63,58 +64,112 @@ class DiskImageRequest:
     description_of_origin: str
 
 
+@dataclass(frozen=True)
+class SystemImageRequest:
+    """The disk image of a `redox_system` (rules in goals/system.py)."""
+
+    address: Address
+
+
+@dataclass(frozen=True)
+class DiskImageSpec:
+    """Everything a disk image is made of, whoever describes it (a `redox_disk_image` target or
+    an evaluated `redox_system`)."""
+
+    address: Address
+    packages: ImageTreesRequest
+    bootloader: str
+    kernel: Optional[str]
+    initfs: Optional[str]
+    size: str
+    esp_size_mib: int
+    source_date_epoch: int
+    require_boot_files: bool
+    output_path: str
+    origin: str  # what set the boot fields, for messages: "field" or "option"
+    overlay_digest: Digest = EMPTY_DIGEST  # holds `overlay` (a manifest) and its files
+    overlay: Optional[str] = None
+    preflight_roots: Tuple[Address, ...] = ()  # packages not reachable from `address` in the graph
+
+
 @rule(desc="Build a Redox disk image", level=LogLevel.DEBUG)
 async def build_disk_image(field_set: DiskImageFieldSet, image: RedoxImageSubsystem) -> DiskImage:
     address = field_set.address
-    here = address.spec_path
     epoch = field_set.source_date_epoch.value
-    epoch = image.source_date_epoch if epoch is None else epoch
+    spec = DiskImageSpec(
+        address=address,
+        packages=ImageTreesRequest(address, field_set.dependencies, f"the `dependencies` of {address}"),
+        bootloader=field_set.bootloader.value or "",
+        kernel=field_set.kernel.value,
+        initfs=field_set.initfs.value,
+        size=field_set.size.value or "512M",
+        esp_size_mib=field_set.esp_size_mib.value or 1,
+        source_date_epoch=image.source_date_epoch if epoch is None else epoch,
+        require_boot_files=field_set.require_boot_files.value,
+        output_path=field_set.output_path.value_or_default(file_ending="img"),
+        origin="field",
+    )
+    return await Get(DiskImage, DiskImageSpec, spec)
+
+
+def _what(spec: DiskImageSpec, name: str) -> str:
+    if spec.origin == "option":
+        return f"option `boot.{name}` of {spec.address}"
+    return f"the `{name}` field of {spec.address}"
+
+
+@rule(desc="Assemble a Redox disk image", level=LogLevel.DEBUG)
+async def assemble_disk_image(spec: DiskImageSpec) -> DiskImage:
+    address = spec.address
+    here = address.spec_path
 
     # Every upstream source first, so that offline one message lists all that are missing.
-    await Get(SourcesPreflight, SourcesPreflightRequest(address))
+    await Get(SourcesPreflight, SourcesPreflightRequest(address, spec.preflight_roots))
     bootloader_get = Get(
         ResolvedFile,
         FileReferenceRequest(
-            field_set.bootloader.value or "",
+            spec.bootloader,
             here,
-            f"the `bootloader` field of {address}",
+            _what(spec, "bootloader"),
             ("EFI/BOOT/BOOTX64.EFI", "usr/lib/boot/bootloader.efi"),
         ),
     )
-    trees_get = Get(ImageTrees, ImageTreesRequest(address, field_set.dependencies, f"the `dependencies` of {address}"))
+    trees_get = Get(ImageTrees, ImageTreesRequest, spec.packages)
     bootloader, trees = await MultiGet(bootloader_get, trees_get)
 
-    digests: List[Digest] = [trees.digest, await Get(Digest, AddPrefix(bootloader.digest, "__efi"))]
+    digests: List[Digest] = [trees.digest, await Get(Digest, AddPrefix(bootloader.digest, "__efi")), spec.overlay_digest]
     file_args: List[str] = []
-    if field_set.kernel.value:
+    if spec.kernel:
         kernel = await Get(
             ResolvedFile,
-            FileReferenceRequest(field_set.kernel.value, here, f"the `kernel` field of {address}", (KERNEL_PATH[1:],)),
+            FileReferenceRequest(spec.kernel, here, _what(spec, "kernel"), (KERNEL_PATH[1:],)),
         )
         digests.append(await Get(Digest, AddPrefix(kernel.digest, "__kernel")))
         file_args += ["--file", f"{KERNEL_PATH}=__kernel/{kernel.path}:755"]
-    if field_set.initfs.value:
+    if spec.initfs:
         initfs_address = await Get(
             Address,
-            parse_reference(field_set.initfs.value, relative_to=here, origin=f"the `initfs` field of {address}"),
+            parse_reference(spec.initfs, relative_to=here, origin=_what(spec, "initfs")),
         )
-        initfs = await Get(InitfsImage, InitfsImageRequest(initfs_address, f"the `initfs` field of {address}"))
+        initfs = await Get(InitfsImage, InitfsImageRequest(initfs_address, _what(spec, "initfs")))
         digests.append(await Get(Digest, AddPrefix(initfs.digest, "__initfs")))
         file_args += ["--file", f"{INITFS_PATH}=__initfs/{initfs.path}:644"]
+    if spec.overlay:
+        file_args += ["--overlay", spec.overlay]
 
-    out = field_set.output_path.value_or_default(file_ending="img")
+    out = spec.output_path
     args: Tuple[str, ...] = (
         "disk",
         *trees.tree_args,
         *file_args,
         "--efi",
         f"__efi/{bootloader.path}",
-        f"--size={field_set.size.value or '512M'}",  # one token: argparse never reads it as an option
+        f"--size={spec.size}",  # one token: argparse never reads it as an option
         "--esp-size-mib",
-        str(field_set.esp_size_mib.value),
+        str(spec.esp_size_mib),
         "--source-date-epoch",
-        str(epoch),
-        *(() if field_set.require_boot_files.value else ("--no-require-boot-files",)),
+        str(spec.source_date_epoch),
+        *(() if spec.require_boot_files else ("--no-require-boot-files",)),
         "--manifest-out",
         f"{out}.manifest.json",
         "-o",
@@ -141,10 +196,12 @@ async def disk_image_for_address(request: DiskImageRequest) -> DiskImage:
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(request.address, description_of_origin=request.description_of_origin)
     )
+    if wrapped.target.has_field(SystemModulesField):
+        return await Get(DiskImage, SystemImageRequest(request.address))
     if not DiskImageFieldSet.is_applicable(wrapped.target):
         raise PackageBuildError(
             f"{request.description_of_origin}: {request.address} is a `{wrapped.target.alias}`, "
-            "not a `redox_disk_image`"
+            "not a `redox_disk_image` or `redox_system`"
         )
     return await Get(DiskImage, DiskImageFieldSet, DiskImageFieldSet.create(wrapped.target))
 

@@ -192,6 +192,7 @@ class SourcesPreflightRequest:
     """Fetch every source an image needs up front, so offline users get ONE message listing all."""
 
     address: Address
+    roots: Tuple[Address, ...] = ()  # more targets whose sources count (a redox_system's packages)
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ async def sources_preflight(request: SourcesPreflightRequest) -> SourcesPrefligh
 async def fallible_sources_preflight(
     request: SourcesPreflightRequest, subsystem: RedoxSourcesSubsystem
 ) -> FallibleSourcesPreflight:
-    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([request.address]))
+    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([request.address, *request.roots]))
     sources = sorted(
         (t.address for t in transitive.closure if isinstance(t, RedoxSourceTarget)), key=lambda a: a.spec
     )

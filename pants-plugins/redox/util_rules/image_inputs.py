@@ -28,8 +28,9 @@ class PackageGraphError(Exception):
 @dataclass(frozen=True)
 class PackageClosureRequest:
     address: Address  # the image or initfs, for messages
-    dependencies: Dependencies
+    dependencies: Optional[Dependencies]
     description_of_origin: str
+    roots: Tuple[Address, ...] = ()  # packages named elsewhere (a redox_system's evaluated options)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ def _explicit(deps: ExplicitlyProvidedDependencies) -> Tuple[Address, ...]:
 
 @rule
 async def package_closure(request: PackageClosureRequest) -> PackageClosure:
-    roots = _explicit(await Get(ExplicitlyProvidedDependencies, DependenciesRequest(request.dependencies)))
+    roots: Tuple[Address, ...] = request.roots
+    if request.dependencies is not None:
+        named = _explicit(await Get(ExplicitlyProvidedDependencies, DependenciesRequest(request.dependencies)))
+        roots = tuple(sorted(set(roots) | set(named)))
     edges: Dict[Address, Tuple[Address, ...]] = {}
     groups = set()
     frontier = list(roots)
@@ -110,8 +114,9 @@ async def package_closure(request: PackageClosureRequest) -> PackageClosure:
 @dataclass(frozen=True)
 class ImageTreesRequest:
     address: Address
-    dependencies: Dependencies
+    dependencies: Optional[Dependencies]
     description_of_origin: str
+    roots: Tuple[Address, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,8 @@ class ImageTrees:
 @rule
 async def image_trees(request: ImageTreesRequest) -> ImageTrees:
     closure = await Get(
-        PackageClosure, PackageClosureRequest(request.address, request.dependencies, request.description_of_origin)
+        PackageClosure,
+        PackageClosureRequest(request.address, request.dependencies, request.description_of_origin, request.roots),
     )
     addresses = Addresses(closure.addresses)
     trees = await MultiGet(
