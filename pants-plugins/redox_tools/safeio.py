@@ -11,18 +11,25 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
 _EXCL = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def create_new(path: str, *, text: bool = False, mode: int = 0o644) -> IO[Any]:
+def _fdopen(fd: int, text: bool) -> Any:
+    """A file object over `fd`: text (UTF-8) or binary read/write. Typed Any: callers hand it to
+    writers that take BinaryIO or TextIO."""
+    if text:
+        return os.fdopen(fd, "w", encoding="utf-8")
+    return os.fdopen(fd, "w+b")
+
+
+def create_new(path: str, *, text: bool = False, mode: int = 0o644) -> Any:
     """Open a file that must not exist yet (never through a symlink)."""
-    fd = os.open(path, _EXCL, mode)
-    return os.fdopen(fd, "w" if text else "w+b", **({"encoding": "utf-8"} if text else {}))
+    return _fdopen(os.open(path, _EXCL, mode), text)
 
 
-def replace_new(path: str, *, text: bool = False, mode: int = 0o644) -> IO[Any]:
+def replace_new(path: str, *, text: bool = False, mode: int = 0o644) -> Any:
     """Open `path` as a fresh file: whatever is there (a stale file or a planted link) is
     unlinked first, not written through."""
     with contextlib.suppress(FileNotFoundError):
@@ -37,14 +44,14 @@ def copy_new(src: str, dest: str, *, mode: int = 0o644) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(out_path: str, *, text: bool = False, mode: int = 0o644) -> Iterator[IO[Any]]:
+def atomic_output(out_path: str, *, text: bool = False, mode: int = 0o644) -> Iterator[Any]:
     """Yield a fresh temporary file beside `out_path` (unpredictable name, created exclusively);
     rename it over `out_path` when the block succeeds, remove it when it fails."""
     out_dir = os.path.dirname(os.path.abspath(out_path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out_path)}.", suffix=".tmp", dir=out_dir)
     ok = False
     try:
-        with os.fdopen(fd, "w" if text else "w+b", **({"encoding": "utf-8"} if text else {})) as f:
+        with _fdopen(fd, text) as f:
             yield f
         os.chmod(tmp, mode)
         os.replace(tmp, out_path)
