@@ -1,12 +1,19 @@
 """Crates for offline builds: `cargo vendor` (network step) and a check that a vendor directory
 holds every crate a Cargo.lock pins (offline).
 
-    cargo_vendor(crate_dir, out_dir, *, cargo="cargo", env=None, timeout=1800, name="") -> str
-        runs `cargo vendor --respect-source-config --locked --versioned-dirs --manifest-path
-        <crate_dir>/Cargo.toml <out_dir>` (so a `[source]` mirror in $CARGO_HOME/config.toml is
-        used); returns the `[source]` config cargo prints; `out_dir` exists afterwards even for a
-        crate without dependencies. A network failure becomes
-        `VendorUnreachable` (one line naming the crate and what to do).
+    cargo_vendor(crate_dir, out_dir, *, cargo="cargo", env=None, timeout=1800, name="",
+                 git_out=None, mirror_dirs=()) -> str
+        with `git_out`: first fetches every git source of the lock with the project's fetcher
+        into `git_out` as directory sources (`redox_tools.sources.cargo_git`; cargo never
+        fetches git); checks a local crates.io mirror configured in $CARGO_HOME/config.toml
+        (`local-registry` or `directory`) against the lock's checksums, listing every missing
+        or differing crate; then runs `cargo vendor --respect-source-config --locked
+        --versioned-dirs --manifest-path <crate_dir>/Cargo.toml <out_dir>` with the git sources
+        replaced by those directories; returns the `[source]` config cargo prints; `out_dir`
+        exists afterwards even for a crate without dependencies. A network failure becomes
+        `VendorUnreachable` (one line naming the package and what to do).
+    crate_mirror_fingerprint(config_text) -> str
+        a hash of what the local mirrors a cargo config names hold (the vendor step's cache key).
     check_vendor(lockfile, vendor_dirs, *, include_git=True) -> VendorCheck
         every `[[package]]` with a registry (and, by default, git) source must be in one of the
         vendor dirs: a directory whose Cargo.toml has that package name and version (so both the
