@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -221,30 +222,37 @@ def cargo_vendor(
     who = name or os.path.basename(os.path.abspath(crate_dir))
     manifest = os.path.join(crate_dir, "Cargo.toml")
     if not os.path.isfile(manifest):
-        raise ToolError(f"cargo vendor for {who}: {manifest} not found")
+        raise ToolError(f"{who}: cargo vendor: {manifest} not found")
     if not os.path.isfile(os.path.join(crate_dir, "Cargo.lock")):
         raise ToolError(
-            f"cargo vendor for {who}: {crate_dir}/Cargo.lock not found; --locked vendors exactly the lock file, "
+            f"{who}: cargo vendor: {crate_dir}/Cargo.lock not found; --locked vendors exactly the lock file, "
             "so commit one (cargo generate-lockfile on a connected machine)"
         )
     run_env = dict(os.environ if env is None else env)
     lockfile = os.path.join(crate_dir, "Cargo.lock")
-    check_crate_mirror(lockfile, cargo_home_config(run_env), who)
-    extra_config: List[str] = []
+    # Every problem at once: the crate mirror's and each git dependency's, one line each.
+    problems: List[str] = []
+    try:
+        check_crate_mirror(lockfile, cargo_home_config(run_env), who)
+    except ToolError as e:
+        problems.append(str(e))
     git_crates: List[Tuple[str, str]] = []
+    vendored: List[cargo_git.VendoredGitSource] = []
     if git_out is not None:
-        sources = cargo_git.vendor_git_sources(
-            lockfile, git_out, git_fetcher(mirror_dirs, git=git, connect_timeout=connect_timeout, timeout=timeout),
-            who,
-        )
-        vendored = cargo_git.read_index(os.path.abspath(git_out))
-        if vendored:
-            cfg = os.path.join(os.path.abspath(git_out), ".cargo-vendor-config.toml")
-            with open(cfg, "w", encoding="utf-8") as fh:
-                fh.write(cargo_git.source_replacement_config(vendored))
-            extra_config = ["--config", cfg]
-        locked = cargo_git.lock_git_sources(lockfile)
-        git_crates = sorted({(c.name, c.version) for s in sources for c in locked[s]})
+        try:
+            sources = cargo_git.vendor_git_sources(
+                lockfile, git_out, git_fetcher(mirror_dirs, git=git, connect_timeout=connect_timeout, timeout=timeout),
+                who,
+            )
+        except ToolError as e:
+            problems.append(str(e))
+        else:
+            vendored = cargo_git.read_index(os.path.abspath(git_out))
+            locked = cargo_git.lock_git_sources(lockfile)
+            git_crates = sorted({(c.name, c.version) for s in sources for c in locked[s]})
+    if problems:
+        raise (VendorIncomplete if len(problems) == 1 and problems[0].startswith(f"{who}: the crates.io mirror")
+               else ToolError)("\n".join(problems))
     run_env.setdefault("CARGO_NET_RETRY", "1")
     run_env.setdefault("CARGO_HTTP_TIMEOUT", "30")
     run_env.setdefault("CARGO_TERM_COLOR", "never")
@@ -252,17 +260,25 @@ def cargo_vendor(
     run_env["GIT_TERMINAL_PROMPT"] = "0"
     # --respect-source-config: a crates.io mirror configured in $CARGO_HOME (e.g. a directory
     # source) is used instead of the network; without one it changes nothing.
-    cmd = [cargo, *extra_config, "vendor", "--respect-source-config", "--locked", "--versioned-dirs", "--manifest-path", manifest, os.path.abspath(out_dir)]
+    cmd = [cargo, "vendor", "--respect-source-config", "--locked", "--versioned-dirs", "--manifest-path", manifest, os.path.abspath(out_dir)]
+    config_dir = tempfile.mkdtemp(prefix="redox-vendor-config.")  # not in an output: it holds absolute paths
     try:
+        if vendored:
+            cfg = os.path.join(config_dir, "git-sources.toml")
+            with open(cfg, "w", encoding="utf-8") as fh:
+                fh.write(cargo_git.source_replacement_config(vendored))
+            cmd[1:1] = ["--config", cfg]  # the lock's git sources come from git_out, never from cargo's git
         p = subprocess.run(cmd, env=run_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=timeout)
     except FileNotFoundError:
         raise ToolError(f"{cargo} not found: install cargo or pass its path") from None
     except subprocess.TimeoutExpired:
         raise VendorUnreachable(
-            f"cargo vendor for {who} timed out after {timeout:.0f} s; vendor on a connected machine and copy the "
+            f"{who}: cargo vendor timed out after {timeout:.0f} s; vendor on a connected machine and copy the "
             "vendor dir here"
         ) from None
+    finally:
+        shutil.rmtree(config_dir, ignore_errors=True)
     err = p.stderr.decode("utf-8", "replace")
     if p.returncode != 0:
         low = err.lower()
