@@ -187,4 +187,4 @@ def test_tampered_mirror_is_one_line_naming_it(rule_runner: RuleRunner, made: Di
     finally:
         set_mirrors(rule_runner, made, [])
     assert line.startswith("packages/upstream:git-dep-offline: git dependency gitdep-core, gitdep-sub")
-    assert f"mirror {lib}" in line and "unreachable" in line
+    assert f"mirror {lib}: git fetch from {lib} failed" in line and "the mirror is damaged or was tampered with" in line

@@ -120,7 +120,8 @@ def test_tampered_mirror_and_plain_copy_are_refused(made, tmp_path):
         vendor(made, tmp_path, crate, mirrors=[mirror])
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith(f"{PKG}: git dependency gitdep-core, gitdep-sub")
-    assert f"mirror {checkout}" in msg and "unreachable" in msg
+    assert msg.split("): ", 1)[1].startswith(f"mirror {checkout}: git fetch from {checkout} failed: fatal: missing blob")
+    assert "the mirror is damaged or was tampered with" in msg and "[sources." not in msg
 
     # A plain copy (no .git) cannot be checked against the commit: refused, saying so.
     shutil.rmtree(checkout)

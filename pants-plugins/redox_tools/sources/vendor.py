@@ -317,15 +317,28 @@ def git_fetcher(
                 f"commit {gs.commit} is not in {gs.url} (all branches and tags fetched): Cargo.lock names a commit "
                 "the repository does not have; fix Cargo.lock or the mirror"
             ) from None
+        except fetch_mod.SourceUnreachable as e:
+            # A mirror that has the repository but fails to give the commit's objects is the real
+            # cause (damaged or tampered with), not the unreachable URL behind it.
+            bad = [x for x in e.extra.split("; ") if x.startswith("mirror ") and " lacks " not in x]
+            if not bad:
+                raise ToolError(_untag(str(e))) from None
+            raise ToolError(
+                f"{_untag('; '.join(bad))} (its objects do not match their ids: the mirror is damaged or was tampered "
+                f"with; re-create it with git clone --mirror), and {e.url} is unreachable ({e.reason})"
+            ) from None
         except ToolError as e:
-            msg = re.sub(r"^\[sources\.[^\]]*\]:? ?", "", str(e))
-            msg = msg.replace(
-                "the lock has no verified tree_hash to check it",
-                "a copy without .git cannot be checked against the commit; mirror a git checkout or a bare repository",
-            )
-            raise ToolError(msg) from None
+            raise ToolError(_untag(str(e))) from None
 
     return fetch
+
+
+def _untag(msg: str) -> str:
+    """The fetcher's message as it applies to a git dependency (which is no source pin)."""
+    return re.sub(r"\[sources\.[^\]]*\]:? ?", "", msg).replace(
+        "the lock has no verified tree_hash to check it",
+        "a copy without .git cannot be checked against the commit; mirror a git checkout or a bare repository",
+    )
 
 
 def cargo_home_config(env: Mapping[str, str]) -> Dict[str, object]:
