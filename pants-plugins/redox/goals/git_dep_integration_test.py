@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Dict
 
@@ -165,3 +166,25 @@ def test_unreachable_dependency_needs_a_mirror_then_builds_from_it(
         assert build_and_run(rule_runner, "offline") == "git-dep: 42 + 1\n"
     finally:
         set_mirrors(rule_runner, made, [])
+
+
+def test_tampered_mirror_is_one_line_naming_it(rule_runner: RuleRunner, made: Dict, tmp_path: Path) -> None:
+    # A mirror checkout whose stored content of core/src/lib.rs was changed under its old id.
+    mirror = tmp_path / "mirror"
+    lib = mirror / "gitdep-lib"
+    mirror.mkdir()
+    subprocess.run(["cp", "-a", f"{made['root']}/gitdep-lib", str(lib)], check=True)
+    subprocess.run(["git", "clone", "-q", f"{made['root']}/gitdep-sub", str(mirror / "gitdep-sub")], check=True)
+    blob = subprocess.run(["git", "-C", str(lib), "rev-parse", "HEAD:core/src/lib.rs"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    obj = lib / ".git" / "objects" / blob[:2] / blob[2:]
+    body = b"pub fn answer() -> u32 { 666 }\n"
+    obj.chmod(0o644)
+    obj.write_bytes(zlib.compress(b"blob %d\0" % len(body) + body))
+    set_mirrors(rule_runner, made, [mirror])
+    try:
+        line = failure(rule_runner, "offline").splitlines()[0]
+    finally:
+        set_mirrors(rule_runner, made, [])
+    assert line.startswith("packages/upstream:git-dep-offline: git dependency gitdep-core, gitdep-sub")
+    assert f"mirror {lib}: git fetch from {lib} failed" in line and "the mirror is damaged or was tampered with" in line

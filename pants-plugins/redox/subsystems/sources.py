@@ -19,8 +19,9 @@ class RedoxSourcesSubsystem(Subsystem):
         help=softwrap(
             """
             Absolute directories searched before the network: `<dir>/<name>` (a checkout) or
-            `<dir>/<name>.git` (a bare mirror), submodules as `<dir>/<repo name>`. Copy sources there to
-            build offline.
+            `<dir>/<name>.git` (a bare mirror), submodules as `<dir>/<repo name>`, and the git
+            dependencies of packages' Cargo.locks as `<dir>/<repo name>[.git]`. Copy sources there to
+            build offline (README: "Offline mirrors").
             """
         ),
     )
@@ -31,8 +32,10 @@ class RedoxSourcesSubsystem(Subsystem):
             """
             Extra cargo config (TOML text) for the crates.io vendor step, written to its private
             CARGO_HOME's config.toml, e.g. a crates.io mirror:
-            `[source.crates-io] replace-with = "mirror"` and `[source.mirror] directory = "/srv/crates"`
-            (or `registry = "sparse+https://..."`). Part of the vendor step's cache key.
+            `[source.crates-io] replace-with = "mirror"` and `[source.mirror] local-registry =
+            "/srv/crates"` (or `directory = ...`, or `registry = "sparse+https://..."`). A local
+            mirror is checked against Cargo.lock's checksums; the text and what local mirrors hold
+            are part of the vendor step's cache key.
             """
         ),
     )

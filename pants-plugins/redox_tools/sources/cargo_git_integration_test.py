@@ -120,7 +120,8 @@ def test_tampered_mirror_and_plain_copy_are_refused(made, tmp_path):
         vendor(made, tmp_path, crate, mirrors=[mirror])
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith(f"{PKG}: git dependency gitdep-core, gitdep-sub")
-    assert f"mirror {checkout}" in msg and "unreachable" in msg
+    assert msg.split("): ", 1)[1].startswith(f"mirror {checkout}: git fetch from {checkout} failed: fatal: missing blob")
+    assert "the mirror is damaged or was tampered with" in msg and "[sources." not in msg
 
     # A plain copy (no .git) cannot be checked against the commit: refused, saying so.
     shutil.rmtree(checkout)
@@ -148,3 +149,15 @@ def test_local_registry_is_checked_against_the_lock_all_at_once(made, tmp_path):
     assert "\n" not in msg and msg.startswith(f"{PKG}: the crates.io mirror {registry} (local-registry)")
     assert "1 crate(s) missing: zz-absent-1.0.0" in msg
     assert "1 crate(s) differ from Cargo.lock's checksum: gitdep-reg-0.1.0" in msg
+
+
+def test_crate_mirror_and_git_problems_are_reported_together(made, tmp_path):
+    crate = app(made, tmp_path, url="https://127.0.0.1:9/redox/gitdep-lib.git")
+    empty = tmp_path / "empty-registry"
+    empty.mkdir()
+    with pytest.raises(ToolError) as e:
+        vendor(made, tmp_path, crate, env=cargo_home(tmp_path, str(empty)))
+    lines = str(e.value).splitlines()
+    assert len(lines) == 2 and all(ln.startswith(f"{PKG}: ") for ln in lines)
+    assert "1 crate(s) missing: gitdep-reg-0.1.0" in lines[0] and "gitdep-lib.git unreachable" in lines[1]
+    assert not (tmp_path / "vendor").exists()

@@ -1,12 +1,19 @@
 """Crates for offline builds: `cargo vendor` (network step) and a check that a vendor directory
 holds every crate a Cargo.lock pins (offline).
 
-    cargo_vendor(crate_dir, out_dir, *, cargo="cargo", env=None, timeout=1800, name="") -> str
-        runs `cargo vendor --respect-source-config --locked --versioned-dirs --manifest-path
-        <crate_dir>/Cargo.toml <out_dir>` (so a `[source]` mirror in $CARGO_HOME/config.toml is
-        used); returns the `[source]` config cargo prints; `out_dir` exists afterwards even for a
-        crate without dependencies. A network failure becomes
-        `VendorUnreachable` (one line naming the crate and what to do).
+    cargo_vendor(crate_dir, out_dir, *, cargo="cargo", env=None, timeout=1800, name="",
+                 git_out=None, mirror_dirs=()) -> str
+        with `git_out`: first fetches every git source of the lock with the project's fetcher
+        into `git_out` as directory sources (`redox_tools.sources.cargo_git`; cargo never
+        fetches git); checks a local crates.io mirror configured in $CARGO_HOME/config.toml
+        (`local-registry` or `directory`) against the lock's checksums, listing every missing
+        or differing crate; then runs `cargo vendor --respect-source-config --locked
+        --versioned-dirs --manifest-path <crate_dir>/Cargo.toml <out_dir>` with the git sources
+        replaced by those directories; returns the `[source]` config cargo prints; `out_dir`
+        exists afterwards even for a crate without dependencies. A network failure becomes
+        `VendorUnreachable` (one line naming the package and what to do).
+    crate_mirror_fingerprint(config_text) -> str
+        a hash of what the local mirrors a cargo config names hold (the vendor step's cache key).
     check_vendor(lockfile, vendor_dirs, *, include_git=True) -> VendorCheck
         every `[[package]]` with a registry (and, by default, git) source must be in one of the
         vendor dirs: a directory whose Cargo.toml has that package name and version (so both the
@@ -23,6 +30,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -214,30 +222,37 @@ def cargo_vendor(
     who = name or os.path.basename(os.path.abspath(crate_dir))
     manifest = os.path.join(crate_dir, "Cargo.toml")
     if not os.path.isfile(manifest):
-        raise ToolError(f"cargo vendor for {who}: {manifest} not found")
+        raise ToolError(f"{who}: cargo vendor: {manifest} not found")
     if not os.path.isfile(os.path.join(crate_dir, "Cargo.lock")):
         raise ToolError(
-            f"cargo vendor for {who}: {crate_dir}/Cargo.lock not found; --locked vendors exactly the lock file, "
+            f"{who}: cargo vendor: {crate_dir}/Cargo.lock not found; --locked vendors exactly the lock file, "
             "so commit one (cargo generate-lockfile on a connected machine)"
         )
     run_env = dict(os.environ if env is None else env)
     lockfile = os.path.join(crate_dir, "Cargo.lock")
-    check_crate_mirror(lockfile, cargo_home_config(run_env), who)
-    extra_config: List[str] = []
+    # Every problem at once: the crate mirror's and each git dependency's, one line each.
+    problems: List[str] = []
+    try:
+        check_crate_mirror(lockfile, cargo_home_config(run_env), who)
+    except ToolError as e:
+        problems.append(str(e))
     git_crates: List[Tuple[str, str]] = []
+    vendored: List[cargo_git.VendoredGitSource] = []
     if git_out is not None:
-        sources = cargo_git.vendor_git_sources(
-            lockfile, git_out, git_fetcher(mirror_dirs, git=git, connect_timeout=connect_timeout, timeout=timeout),
-            who,
-        )
-        vendored = cargo_git.read_index(os.path.abspath(git_out))
-        if vendored:
-            cfg = os.path.join(os.path.abspath(git_out), ".cargo-vendor-config.toml")
-            with open(cfg, "w", encoding="utf-8") as fh:
-                fh.write(cargo_git.source_replacement_config(vendored))
-            extra_config = ["--config", cfg]
-        locked = cargo_git.lock_git_sources(lockfile)
-        git_crates = sorted({(c.name, c.version) for s in sources for c in locked[s]})
+        try:
+            sources = cargo_git.vendor_git_sources(
+                lockfile, git_out, git_fetcher(mirror_dirs, git=git, connect_timeout=connect_timeout, timeout=timeout),
+                who,
+            )
+        except ToolError as e:
+            problems.append(str(e))
+        else:
+            vendored = cargo_git.read_index(os.path.abspath(git_out))
+            locked = cargo_git.lock_git_sources(lockfile)
+            git_crates = sorted({(c.name, c.version) for s in sources for c in locked[s]})
+    if problems:
+        raise (VendorIncomplete if len(problems) == 1 and problems[0].startswith(f"{who}: the crates.io mirror")
+               else ToolError)("\n".join(problems))
     run_env.setdefault("CARGO_NET_RETRY", "1")
     run_env.setdefault("CARGO_HTTP_TIMEOUT", "30")
     run_env.setdefault("CARGO_TERM_COLOR", "never")
@@ -245,17 +260,25 @@ def cargo_vendor(
     run_env["GIT_TERMINAL_PROMPT"] = "0"
     # --respect-source-config: a crates.io mirror configured in $CARGO_HOME (e.g. a directory
     # source) is used instead of the network; without one it changes nothing.
-    cmd = [cargo, *extra_config, "vendor", "--respect-source-config", "--locked", "--versioned-dirs", "--manifest-path", manifest, os.path.abspath(out_dir)]
+    cmd = [cargo, "vendor", "--respect-source-config", "--locked", "--versioned-dirs", "--manifest-path", manifest, os.path.abspath(out_dir)]
+    config_dir = tempfile.mkdtemp(prefix="redox-vendor-config.")  # not in an output: it holds absolute paths
     try:
+        if vendored:
+            cfg = os.path.join(config_dir, "git-sources.toml")
+            with open(cfg, "w", encoding="utf-8") as fh:
+                fh.write(cargo_git.source_replacement_config(vendored))
+            cmd[1:1] = ["--config", cfg]  # the lock's git sources come from git_out, never from cargo's git
         p = subprocess.run(cmd, env=run_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=timeout)
     except FileNotFoundError:
         raise ToolError(f"{cargo} not found: install cargo or pass its path") from None
     except subprocess.TimeoutExpired:
         raise VendorUnreachable(
-            f"cargo vendor for {who} timed out after {timeout:.0f} s; vendor on a connected machine and copy the "
+            f"{who}: cargo vendor timed out after {timeout:.0f} s; vendor on a connected machine and copy the "
             "vendor dir here"
         ) from None
+    finally:
+        shutil.rmtree(config_dir, ignore_errors=True)
     err = p.stderr.decode("utf-8", "replace")
     if p.returncode != 0:
         low = err.lower()
@@ -294,15 +317,28 @@ def git_fetcher(
                 f"commit {gs.commit} is not in {gs.url} (all branches and tags fetched): Cargo.lock names a commit "
                 "the repository does not have; fix Cargo.lock or the mirror"
             ) from None
+        except fetch_mod.SourceUnreachable as e:
+            # A mirror that has the repository but fails to give the commit's objects is the real
+            # cause (damaged or tampered with), not the unreachable URL behind it.
+            bad = [x for x in e.extra.split("; ") if x.startswith("mirror ") and " lacks " not in x]
+            if not bad:
+                raise ToolError(_untag(str(e))) from None
+            raise ToolError(
+                f"{_untag('; '.join(bad))} (its objects do not match their ids: the mirror is damaged or was tampered "
+                f"with; re-create it with git clone --mirror), and {e.url} is unreachable ({e.reason})"
+            ) from None
         except ToolError as e:
-            msg = re.sub(r"^\[sources\.[^\]]*\]:? ?", "", str(e))
-            msg = msg.replace(
-                "the lock has no verified tree_hash to check it",
-                "a copy without .git cannot be checked against the commit; mirror a git checkout or a bare repository",
-            )
-            raise ToolError(msg) from None
+            raise ToolError(_untag(str(e))) from None
 
     return fetch
+
+
+def _untag(msg: str) -> str:
+    """The fetcher's message as it applies to a git dependency (which is no source pin)."""
+    return re.sub(r"\[sources\.[^\]]*\]:? ?", "", msg).replace(
+        "the lock has no verified tree_hash to check it",
+        "a copy without .git cannot be checked against the commit; mirror a git checkout or a bare repository",
+    )
 
 
 def cargo_home_config(env: Mapping[str, str]) -> Dict[str, object]:
