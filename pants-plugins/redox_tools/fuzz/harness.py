@@ -82,10 +82,10 @@ def _reset_peak_rss() -> None:
 def run_case(
     tally: Tally,
     what: str,
-    fn: Callable[[], None],
+    fn: Callable[[], object],
     clean: Tuple[Type[BaseException], ...],
     *,
-    judge: Optional[Callable[[], bool]] = None,
+    judge: Optional[Callable[[], object]] = None,
     slow_s: float = 5.0,
     hang_s: int = 0,
 ) -> str:

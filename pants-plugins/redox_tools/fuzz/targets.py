@@ -14,6 +14,7 @@ import io
 import os
 import random
 import tempfile
+from functools import partial
 from typing import Callable, Dict, List, Optional
 
 from redox_tools.fuzz.harness import Tally, arm, isolated, run_case
@@ -54,7 +55,7 @@ def fuzz_fat(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int = 0) 
                     r.read_entry(e)
 
         run_case(tally, f"case {case} ({kind})", go, (fat.FatError,),
-                 judge=(lambda img=img: fsck_rejects(img)) if use_judge else None, hang_s=hang_s)
+                 judge=partial(fsck_rejects, img) if use_judge else None, hang_s=hang_s)
     return tally
 
 
@@ -69,8 +70,8 @@ def fuzz_gpt(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int = 0) 
     arm()
     for case in range(cases):
         img, kind = mutate(rng, base)
-        run_case(tally, f"case {case} ({kind})", lambda img=img: read_gpt(io.BytesIO(img)) and None, (GptError,),
-                 judge=(lambda img=img: sgdisk_rejects(img)) if use_judge else None, hang_s=hang_s)
+        run_case(tally, f"case {case} ({kind})", partial(read_gpt, io.BytesIO(img)), (GptError,),
+                 judge=partial(sgdisk_rejects, img) if use_judge else None, hang_s=hang_s)
     return tally
 
 
@@ -90,8 +91,8 @@ def fuzz_initfs(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int = 
     arm()
     for case in range(cases):
         img, what = models[case % len(models)].mutate(rng)
-        run_case(tally, f"case {case} ({what})", lambda img=img: exercise(img), (InitfsError,),
-                 judge=(lambda img=img: corrupt(img)) if judge else None, hang_s=hang_s)
+        run_case(tally, f"case {case} ({what})", partial(exercise, img), (InitfsError,),
+                 judge=partial(corrupt, img) if judge else None, hang_s=hang_s)
     return tally
 
 
@@ -125,8 +126,8 @@ def fuzz_redoxfs(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int =
     arm()
     for case in range(cases):
         img, what = models[case % len(models)].mutate(rng)
-        run_case(tally, f"case {case} ({what})", lambda img=img: go(img), (RedoxFSError,),
-                 judge=(lambda: verdict.get("corrupt", False)) if judge else None, hang_s=hang_s)
+        run_case(tally, f"case {case} ({what})", partial(go, img), (RedoxFSError,),
+                 judge=partial(verdict.get, "corrupt", False) if judge else None, hang_s=hang_s)
     return tally
 
 
@@ -190,7 +191,7 @@ def fuzz_inspect(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int =
                 img = disk[:r0] + part.ljust(r1 - r0, b"\0")[: r1 - r0] + disk[r1:]
             with open(path, "wb") as f:
                 f.write(img)
-            run_case(tally, f"case {case} ({what})", lambda: inspect_image(path, tree=True, initfs=True) and None,
+            run_case(tally, f"case {case} ({what})", partial(inspect_image, path, tree=True, initfs=True),
                      (ToolError,), hang_s=hang_s)
     return tally
 
