@@ -499,6 +499,8 @@ class InitfsReader:
             raise InitfsError(
                 f"{self.name}: inode {number} data ({length} bytes at {off:#x}) runs past initfs_size {len(self.data):#x}"
             )
+        if length and off < PAGE_SIZE:  # page 0 is the header and zeros; the writer starts at the bootstrap page
+            raise InitfsError(f"{self.name}: inode {number} data ({length} bytes at {off:#x}) overlaps the header page")
         if t == TYPE_DIR and length % DIRENT_SIZE:
             raise InitfsError(f"{self.name}: directory inode {number} has length {length}, not a multiple of {DIRENT_SIZE}")
         return Inode(number, t, length, off)
@@ -519,12 +521,14 @@ class InitfsReader:
                     f"{self.name}: entry {i} of directory inode {ino.number}: name ({name_len} bytes at {name_off:#x}) "
                     f"runs past initfs_size"
                 )
+            if name_len and name_off < PAGE_SIZE:
+                raise InitfsError(f"{self.name}: entry {i} of directory inode {ino.number}: name at {name_off:#x} overlaps the header page")
             raw = self.data[name_off: name_off + name_len]
             try:
                 name = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise InitfsError(f"{self.name}: entry {i} of directory inode {ino.number}: name {raw!r} is not UTF-8") from None
-            if name in ("", ".", "..") or "/" in name:
+            if name in ("", ".", "..") or "/" in name or "\0" in name:
                 raise InitfsError(f"{self.name}: entry {i} of directory inode {ino.number}: invalid name {name!r}")
             if name in seen:
                 raise InitfsError(f"{self.name}: directory inode {ino.number} has two entries named {name!r}")

@@ -234,7 +234,11 @@ def _describe_disk(fh: BinaryIO, path: str, size: int, tree: bool, initfs: bool)
         h, parts = gpt.read_gpt(fh, size)
     except gpt.GptError as e:
         out.append(f"  GPT problem: {e}; reading the primary table only")
-        h, parts = gpt.read_gpt(fh, size, check_backup=False)
+        try:
+            h, parts = gpt.read_gpt(fh, size, check_backup=False)
+        except gpt.GptError as e2:
+            out.append(f"  GPT cannot be read: {e2}")
+            return out
     out.append(f"  disk GUID {str(h.disk_guid).upper()}, usable LBAs {h.first_usable}..{h.last_usable}")
     out.append(f"  {'#':>2} {'name':<8} {'type':<18} {'first LBA':>10} {'last LBA':>10} {'size':>10}  GUID")
     for p in parts:

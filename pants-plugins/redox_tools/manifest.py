@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from redox_tools.errors import ManifestError
-from redox_tools.safeio import atomic_output
+from redox_tools.safeio import atomic_text_output
 
 FILE = "file"
 DIR = "dir"
@@ -251,7 +251,7 @@ class Manifest:
         return {"version": MANIFEST_VERSION, "entries": [e.to_json() for e in self]}
 
     def dump(self, path: str) -> None:
-        with atomic_output(path, text=True) as f:  # never writes through a planted link
+        with atomic_text_output(path) as f:  # never writes through a planted link
             json.dump(self.to_json(), f, indent=1, sort_keys=True)
             f.write("\n")
 

@@ -11,25 +11,23 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator
+from typing import IO, Any, BinaryIO, Iterator, TextIO, cast
 
 _EXCL = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _fdopen(fd: int, text: bool) -> Any:
-    """A file object over `fd`: text (UTF-8) or binary read/write. Typed Any: callers hand it to
-    writers that take BinaryIO or TextIO."""
+def _wrap(fd: int, text: bool) -> IO[Any]:
     if text:
         return os.fdopen(fd, "w", encoding="utf-8")
     return os.fdopen(fd, "w+b")
 
 
-def create_new(path: str, *, text: bool = False, mode: int = 0o644) -> Any:
+def create_new(path: str, *, text: bool = False, mode: int = 0o644) -> IO[Any]:
     """Open a file that must not exist yet (never through a symlink)."""
-    return _fdopen(os.open(path, _EXCL, mode), text)
+    return _wrap(os.open(path, _EXCL, mode), text)
 
 
-def replace_new(path: str, *, text: bool = False, mode: int = 0o644) -> Any:
+def replace_new(path: str, *, text: bool = False, mode: int = 0o644) -> IO[Any]:
     """Open `path` as a fresh file: whatever is there (a stale file or a planted link) is
     unlinked first, not written through."""
     with contextlib.suppress(FileNotFoundError):
@@ -44,14 +42,12 @@ def copy_new(src: str, dest: str, *, mode: int = 0o644) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(out_path: str, *, text: bool = False, mode: int = 0o644) -> Iterator[Any]:
-    """Yield a fresh temporary file beside `out_path` (unpredictable name, created exclusively);
-    rename it over `out_path` when the block succeeds, remove it when it fails."""
+def _atomic(out_path: str, text: bool, mode: int) -> Iterator[IO[Any]]:
     out_dir = os.path.dirname(os.path.abspath(out_path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out_path)}.", suffix=".tmp", dir=out_dir)
     ok = False
     try:
-        with _fdopen(fd, text) as f:
+        with _wrap(fd, text) as f:
             yield f
         os.chmod(tmp, mode)
         os.replace(tmp, out_path)
@@ -60,3 +56,18 @@ def atomic_output(out_path: str, *, text: bool = False, mode: int = 0o644) -> It
         if not ok:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(out_path: str, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Yield a fresh temporary file beside `out_path` (unpredictable name, created exclusively);
+    rename it over `out_path` when the block succeeds, remove it when it fails."""
+    with _atomic(out_path, False, mode) as f:
+        yield cast(BinaryIO, f)
+
+
+@contextlib.contextmanager
+def atomic_text_output(out_path: str, *, mode: int = 0o644) -> Iterator[TextIO]:
+    """`atomic_output` for UTF-8 text."""
+    with _atomic(out_path, True, mode) as f:
+        yield cast(TextIO, f)

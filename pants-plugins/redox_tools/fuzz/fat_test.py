@@ -3,7 +3,6 @@ what fsck.fat rejects fails. Ends with the fixed-seed fuzz target."""
 from __future__ import annotations
 
 import io
-import random
 import struct
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from redox_tools import fat
 from redox_tools.diskimage_test import PLUGINS
 from redox_tools.fat import FatError, FatReader
 from redox_tools.fuzz.fat import FatModel, fsck_rejects, have_fsck
+from redox_tools.fuzz.harness import ACCEPTED, CLEAN, CORRUPT, MEMORY, OTHER
+from redox_tools.fuzz.targets import bounded, fuzz_fat
 
 MiB = 1 << 20
 needs_fsck = pytest.mark.skipif(not have_fsck(), reason="dosfstools (fsck.fat) missing")
@@ -162,20 +163,9 @@ def test_non_utf8_file_name_is_one_line_error(tmp_path) -> None:
     assert not (tmp_path / "o.img").exists()
 
 
-@pytest.mark.parametrize("size", [MiB, 8 * MiB])
-def test_fuzz_fat_reader_fixed_seed(size: int) -> None:
-    """300 structure-aware mutations: the reader raises only FatError, and never accepts an
-    image fsck.fat -n rejects."""
-    m = FatModel(image(size))
-    rng = random.Random(11)
-    bad = []
-    for case in range(150):
-        img, kind = m.mutate(rng)
-        try:
-            reads(img)
-            accepted = True
-        except FatError:
-            accepted = False
-        if accepted and have_fsck() and fsck_rejects(img):
-            bad.append(f"case {case} ({kind}): accepted although fsck.fat -n rejects it")
-    assert bad == []
+def test_fuzz_fat_reader_fixed_seed() -> None:
+    """300 structure-aware mutations: the reader raises only FatError, never grows by more than
+    twice the volume, and never accepts a volume fsck.fat -n rejects."""
+    tally = bounded(fuzz_fat, 300, 11)
+    assert [tally.counts[c] for c in (CORRUPT, OTHER, MEMORY)] == [0, 0, 0], tally.examples[:5]
+    assert tally.counts[ACCEPTED] > 10 and tally.counts[CLEAN] > 100

@@ -8,7 +8,9 @@ import struct
 
 import pytest
 
+from redox_tools.fuzz.harness import ACCEPTED, CLEAN, MEMORY, OTHER
 from redox_tools.fuzz.redoxfs import RfsModel
+from redox_tools.fuzz.targets import bounded, fuzz_redoxfs
 from redox_tools.inspect import inspect_image
 from redox_tools.manifest import Manifest
 from redox_tools.redoxfs import RedoxFSError, RedoxFSReader, write_redoxfs
@@ -116,3 +118,26 @@ def test_inspect_notices_a_redoxfs_larger_than_its_partition(tmp_path) -> None:
     text = inspect_image(str(out), tree=True)
     assert "header hash ok" in text
     assert "exceeds its container" in text and " /etc/hostname" not in text
+
+
+def test_fuzz_redoxfs_reader_fixed_seed() -> None:
+    """300 structure-aware mutations, every hash recomputed: RedoxFSError only, and no case
+    grows the process by more than twice the image (the old reader took 2^40-byte sizes at
+    their word)."""
+    tally = bounded(fuzz_redoxfs, 300, 7, judge=False)
+    assert [tally.counts[c] for c in (OTHER, MEMORY)] == [0, 0], tally.examples[:5]
+    assert tally.counts[ACCEPTED] > 30 and tally.counts[CLEAN] > 100
+
+
+def test_the_memory_bound_catches_a_runaway_read() -> None:
+    from redox_tools.fuzz.harness import Tally, arm, isolated, run_case
+
+    def target() -> Tally:
+        t = Tally("x")
+        arm()
+        run_case(t, "big", lambda: bytes(1 << 30) and None, (RedoxFSError,))
+        run_case(t, "small", lambda: bytes(1 << 20) and None, (RedoxFSError,))
+        return t
+
+    t = isolated(target, 64 << 20)
+    assert (t.counts[MEMORY], t.counts[ACCEPTED]) == (1, 1)

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from redox_tools.errors import ToolError
+from redox_tools.sources.links import refuse_escaping_links
 from redox_tools.sources.pins import (
     UNVERIFIED_TREE_HASH,
     Lock,
@@ -903,6 +904,7 @@ def fetch_source(
         if origin.startswith("tree:"):
             origin = origin[5:]
         apply_patches(pin, stage, patch, ctx.env)
+        refuse_escaping_links(stage, who)  # no host paths (/etc/shadow, ../..) carried into packages
         actual = tree_hash(stage)
         verified = False
         if pin.tree_hash_verified:

@@ -173,6 +173,35 @@ class SourcePin:
         for p in self.patches:
             if not p.file:
                 raise LockError(f"{where}: a patch entry has no `file`")
+            _check_patch_inside(where, p)
+
+
+def _repo_root(base_dir: str) -> str:
+    """The repository holding the lock: the nearest ancestor with pants.toml or .git (in a
+    sandbox without either, the lock's own directory)."""
+    start = d = os.path.realpath(base_dir)
+    while True:
+        if os.path.exists(os.path.join(d, "pants.toml")) or os.path.exists(os.path.join(d, ".git")):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return start
+        d = parent
+
+
+def _check_patch_inside(where: str, p: "PatchRef") -> None:
+    """A patch file is read and applied: it must be a relative path inside the repository
+    (also after resolving symlinks), never e.g. `../../../../etc/hostname`."""
+    if os.path.isabs(p.file):
+        raise LockError(f"{where}: patch file {p.file!r} is an absolute path; give it relative to the lock, inside the repository")
+    if not p.base_dir:
+        if ".." in p.file.replace("\\", "/").split("/"):
+            raise LockError(f"{where}: patch file {p.file!r} climbs out with '..'; keep patches inside the repository")
+        return
+    root = _repo_root(p.base_dir)
+    real = os.path.realpath(p.path)
+    if os.path.commonpath([root, real]) != root:
+        raise LockError(f"{where}: patch file {p.file!r} lies outside the repository ({root}); refusing to read it")
 
 
 @dataclass(frozen=True)

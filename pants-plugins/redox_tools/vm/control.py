@@ -28,7 +28,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from redox_tools.errors import ToolError
-from redox_tools.safeio import atomic_output
+from redox_tools.safeio import atomic_text_output
 
 if TYPE_CHECKING:  # imported lazily at run time (only the QEMU path needs them)
     import asyncio
@@ -54,7 +54,7 @@ def state_file(socket_path: str) -> str:
 def write_state(socket_path: str, kind: str, **extra: Any) -> None:
     data = {"kind": kind, "socket": os.path.abspath(socket_path)}
     data.update(extra)
-    with atomic_output(state_file(socket_path), text=True) as f:  # never writes through a planted link
+    with atomic_text_output(state_file(socket_path)) as f:  # never writes through a planted link
         json.dump(data, f, indent=1, sort_keys=True)
 
 
