@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 

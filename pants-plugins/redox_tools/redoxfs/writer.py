@@ -78,7 +78,7 @@ __all__ = ["write_redoxfs", "size_needed", "default_uuid", "MIN_FREE_BLOCKS"]
 MIN_FREE_BLOCKS = 64
 
 BATCH_BYTES = 32 << 20  # staged record bytes per batch
-BATCH_NODES = 4096  # node blocks per batch (16 MiB)
+BATCH_NODES = 1024  # node blocks per batch (4 MiB; two sets: 8 MiB)
 IOV_MAX = 1024
 MAX_U32 = 0xFFFFFFFF
 MAX_U64 = 0xFFFFFFFFFFFFFFFF
@@ -100,7 +100,7 @@ class _Node:
     __slots__ = (
         "path", "name", "kind", "mode", "uid", "gid", "mtime", "ctime", "children", "id", "block",
         "size", "src", "data", "rl", "nrec", "last_level", "rec_base", "lists", "tops", "blocks",
-        "dirlists", "dl_keys", "htree", "rec_hash", "hash", "nh", "sha256", "pos",
+        "dirlists", "dl_keys", "htree", "rec_hash", "base", "nh", "sha256",
     )
 
     def __init__(self, path: str, name: bytes, kind: str, mode: int, uid: int, gid: int, mtime: int, ctime: int):
@@ -118,7 +118,8 @@ class _Node:
         self.id = 0
         self.block = 0
         self.size = 0
-        self.src: Optional[str] = None
+        self.src: Optional[str] = None  # FILE: the entry's source, as written (shared, not copied)
+        self.base: Optional[str] = None  # ... and the manifest's base dir when it is relative
         self.data: Optional[bytes] = None
         self.rl = 0
         self.nrec = 0
@@ -131,10 +132,13 @@ class _Node:
         self.dl_keys: Sequence[int] = ()
         self.htree: Sequence[List[Tuple[int, int]]] = ()  # per level: (first child, end child)
         self.rec_hash: Optional[np.ndarray] = None
-        self.hash = 0
         self.nh = 0  # HTree key of the name (set by _plan)
         self.sha256: Optional[str] = None  # FILE: the manifest's promise, checked as it is written
-        self.pos = 0  # index in the plan's node order
+
+    @property
+    def source(self) -> str:
+        """The host path of a file's content (joined when opened: memory per file)."""
+        return os.path.join(self.base, self.src or "") if self.base is not None else (self.src or "")
 
     @property
     def inline(self) -> bool:
@@ -193,6 +197,7 @@ def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
     by_path: Dict[str, _Node] = {"": root}
     too_long: List[str] = []
     problems: List[str] = []
+    modes: Dict[int, int] = {}  # one int object per distinct mode (memory per file)
     for e in sorted(entries, key=lambda x: x.path):
         try:
             name = e.name.encode("utf-8")
@@ -207,19 +212,21 @@ def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
         t_c = ctime if ctime is not None else e.mtime
         perm = e.mode & 0o7777
         if e.kind == DIR:
-            n = _Node(e.path, name, DIR, MODE_DIR | perm, e.uid, e.gid, e.mtime, t_c)
+            n = _Node(e.path, name, DIR, modes.setdefault(MODE_DIR | perm, MODE_DIR | perm), e.uid, e.gid, e.mtime, t_c)
         elif e.kind == FILE:
-            n = _Node(e.path, name, FILE, MODE_FILE | perm, e.uid, e.gid, e.mtime, t_c)
-            n.src = manifest.source_path(e)
+            n = _Node(e.path, name, FILE, modes.setdefault(MODE_FILE | perm, MODE_FILE | perm), e.uid, e.gid, e.mtime, t_c)
+            n.src = e.source
+            if not os.path.isabs(e.source or ""):
+                n.base = manifest.base_dir
             try:
-                st = os.stat(n.src)  # type: ignore[arg-type]  # file nodes always have a source
+                st = os.stat(n.source)
             except OSError as exc:
-                raise RedoxFSError(f"/{e.path}: cannot read its source {n.src}: {exc.strerror}") from None
+                raise RedoxFSError(f"/{e.path}: cannot read its source {n.source}: {exc.strerror}") from None
             if not stat_mod.S_ISREG(st.st_mode):
-                raise RedoxFSError(f"/{e.path}: source {n.src} is not a regular file")
+                raise RedoxFSError(f"/{e.path}: source {n.source} is not a regular file")
             if st.st_size != e.size:
                 raise RedoxFSError(
-                    f"/{e.path}: source {n.src} is {st.st_size} bytes, the manifest says {e.size}; rebuild the manifest"
+                    f"/{e.path}: source {n.source} is {st.st_size} bytes, the manifest says {e.size}; rebuild the manifest"
                 )
             n.size = st.st_size
             n.sha256 = e.sha256
@@ -402,10 +409,19 @@ def size_needed(manifest: Any, *, ctime: Optional[int] = None) -> int:
 
 def default_uuid(manifest: Any, size: int, ctime: Optional[int]) -> bytes:
     """The deterministic UUID used when none is given (see the module docstring)."""
-    rows = [[e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size, e.sha256, e.target]
-            for e in sorted(manifest, key=lambda x: x.path)]
-    doc = json.dumps({"entries": rows, "size": size, "ctime": ctime}, sort_keys=True, separators=(",", ":"))
-    d = bytearray(hashlib.sha256(b"redoxfs-uuid-v1\0" + doc.encode("utf-8", "surrogateescape")).digest()[:16])
+    # The document is hashed as it is made, row by row (the bytes of json.dumps of the whole
+    # {"ctime", "entries", "size"} object with sorted keys, without holding it: 100 000 entries
+    # would be ~50 MB at the writer's peak).
+    h = hashlib.sha256(b"redoxfs-uuid-v1\0")
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    h.update(('{"ctime":' + dumps(ctime) + ',"entries":[').encode())
+    sep = ""
+    for e in sorted(manifest, key=lambda x: x.path):
+        row = [e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size, e.sha256, e.target]
+        h.update((sep + dumps(row)).encode("utf-8", "surrogateescape"))
+        sep = ","
+    h.update(('],"size":' + dumps(size) + "}").encode())
+    d = bytearray(h.digest()[:16])
     d[6] = (d[6] & 0x0F) | 0x40
     d[8] = (d[8] & 0x3F) | 0x80
     return bytes(d)
@@ -555,13 +571,13 @@ class _Source:
         self.fd: Optional[int] = None
         if node.data is None:
             try:
-                self.fd = os.open(str(node.src), _O_READ)
+                self.fd = os.open(node.source, _O_READ)
             except OSError as exc:
-                raise RedoxFSError(f"/{node.path}: cannot read its source {node.src}: {exc.strerror}") from None
+                raise RedoxFSError(f"/{node.path}: cannot read its source {node.source}: {exc.strerror}") from None
 
     def _short(self) -> RedoxFSError:
         return RedoxFSError(
-            f"/{self.node.path}: source {self.node.src} is shorter than the {self.node.size} bytes "
+            f"/{self.node.path}: source {self.node.source} is shorter than the {self.node.size} bytes "
             "it had when the image was planned (changed while writing?)"
         )
 
@@ -589,7 +605,7 @@ class _Source:
             raise self._changed()
 
     def _changed(self) -> RedoxFSError:
-        return RedoxFSError(f"/{self.node.path}: source {self.node.src} changed size while the image was written")
+        return RedoxFSError(f"/{self.node.path}: source {self.node.source} changed size while the image was written")
 
     def close(self) -> None:
         if self.fd is not None:
@@ -653,9 +669,9 @@ def _read_file(n: _Node, dest: memoryview, pos: int, last: bool) -> None:
         _Source(n).read_into(dest, pos, last)
         return
     try:
-        fd = os.open(n.src, _O_READ)  # type: ignore[arg-type]
+        fd = os.open(n.source, _O_READ)
     except OSError as exc:
-        raise RedoxFSError(f"/{n.path}: cannot read its source {n.src}: {exc.strerror}") from None
+        raise RedoxFSError(f"/{n.path}: cannot read its source {n.source}: {exc.strerror}") from None
     try:
         if os.preadv(fd, [dest, _EOF_PROBE] if last else [dest], pos) != len(dest):
             src = _Source.__new__(_Source)
@@ -674,6 +690,7 @@ class _Writer:
         self.plan = plan
         self.sink = sink
         self.node_hash = np.zeros(len(plan.nodes), dtype=np.uint64)
+        self._hashed = 0  # node hashes filled so far (in plan order)
         self._list_hash: Dict[Tuple[int, int], int] = {}
         # One IO thread runs, in order, "write batch i-1" and "big reads of batch i+1" while
         # the main thread does the small reads of batch i and hashes it (preadv/pwritev and
@@ -734,7 +751,7 @@ class _Writer:
                 open_[n.id] = h
             elif n.sha256 is not None and h.hexdigest() != n.sha256:
                 raise RedoxFSError(
-                    f"/{n.path}: source {n.src} no longer matches the manifest (sha256 {h.hexdigest()}, the "
+                    f"/{n.path}: source {n.source} no longer matches the manifest (sha256 {h.hexdigest()}, the "
                     f"manifest says {n.sha256}); rebuild the manifest"
                 )
 
@@ -746,8 +763,7 @@ class _Writer:
         runs: List[_Run] = []
         done_nodes: List[_Node] = []
         staged = 0
-        for pos, n in enumerate(self.plan.nodes):
-            n.pos = pos
+        for n in self.plan.nodes:
             if n.kind != DIR and n.size > INLINE_MAX:
                 rsize = BLOCK_SIZE << n.rl
                 per_batch = max(1, BATCH_BYTES // rsize)
@@ -1075,7 +1091,9 @@ class _Writer:
                 else:
                     self._level_data(n, arr[row])
         hashes = seahash_rows(arr)
-        self.node_hash[[n.pos for n in nodes]] = hashes
+        # batches are consecutive runs of the plan's nodes, processed in order
+        self.node_hash[self._hashed : self._hashed + len(nodes)] = hashes
+        self._hashed += len(nodes)
         for n in nodes:
             n.rec_hash = None  # free the per-record hashes
             n.dirlists = ()
