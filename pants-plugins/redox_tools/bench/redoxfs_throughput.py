@@ -14,7 +14,8 @@ the writer's throughput relative to it; goal >= 0.8x for both) and the median ov
 closes the run. Every leg is timed as a whole process with os.wait4: wall time, CPU time and
 peak RSS (goal for the writer < 256 MB). A leg whose wall time is more than twice its CPU time
 is flagged "waited": it spent most of its time waiting for the disk or for the CPU (a loaded
-machine), so its pair's ratio says little. The image's disk usage (st_blocks) against the
+machine), so its pair's ratio says little; the ratio of CPU times is printed beside it as the
+figure a loaded machine disturbs least. The image's disk usage (st_blocks) against the
 content size shows that the writer's image stays sparse.
 """
 from __future__ import annotations
@@ -207,6 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return leg
 
         ratios: Dict[str, List[Tuple[float, bool]]] = {a: [] for a in against}
+        cpu_ratios: Dict[str, List[float]] = {a: [] for a in against}
         rss: Dict[str, List[int]] = {"writer": [], **{a: [] for a in against}}
         pair = 0
         for rep in range(args.repeat):
@@ -225,8 +227,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 rss["writer"].append(w.maxrss_kb)
                 rss[a].append(o.maxrss_kb)
                 order = "writer first" if first_writer else f"{o.name} first"
-                print(f"pair {pair} ({order}): writer/{o.name} throughput {r:.2f}x"
-                      + ("  (a leg WAITED: this ratio says little)" if waited else ""))
+                cpu_r = o.cpu / max(w.cpu, 1e-9)
+                cpu_ratios[a].append(cpu_r)
+                print(f"pair {pair} ({order}): writer/{o.name} throughput {r:.2f}x (by CPU time {cpu_r:.2f}x)"
+                      + ("  (a leg WAITED: this wall-time ratio says little)" if waited else ""))
                 print(w.line(mb))
                 print(o.line(mb))
         st = os.stat(img)
@@ -241,7 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"(min {min(vals):.2f}x, max {max(vals):.2f}x"
                   + (f"; median of the {len(clean)} pairs without waiting {statistics.median(clean):.2f}x" if clean else
                      "; every pair had a leg that waited")
-                  + f")  goal >= 0.8x;  peak RSS writer {max(rss['writer']) / 1024:.0f} MB, {a} {max(rss[a]) / 1024:.0f} MB")
+                  + f"; by CPU time {statistics.median(cpu_ratios[a]):.2f}x)  goal >= 0.8x;  peak RSS writer {max(rss['writer']) / 1024:.0f} MB, {a} {max(rss[a]) / 1024:.0f} MB")
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)

@@ -228,7 +228,7 @@ def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
                 raise RedoxFSError(
                     f"/{e.path}: source {n.source} is {st.st_size} bytes, the manifest says {e.size}; rebuild the manifest"
                 )
-            n.size = st.st_size
+            n.size = e.size  # == st.st_size (checked above); the entry's int object is shared
             n.sha256 = e.sha256
             n.rl = RECORD_LEVEL
         elif e.kind == SYMLINK:
@@ -415,11 +415,10 @@ def default_uuid(manifest: Any, size: int, ctime: Optional[int]) -> bytes:
     h = hashlib.sha256(b"redoxfs-uuid-v1\0")
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     h.update(('{"ctime":' + dumps(ctime) + ',"entries":[').encode())
-    sep = ""
-    for e in sorted(manifest, key=lambda x: x.path):
-        row = [e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size, e.sha256, e.target]
-        h.update((sep + dumps(row)).encode("utf-8", "surrogateescape"))
-        sep = ","
+    entries = sorted(manifest, key=lambda x: x.path)
+    for i in range(0, len(entries), 1024):  # rows in chunks: "[r,r,...]" without its brackets
+        rows = [[e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size, e.sha256, e.target] for e in entries[i : i + 1024]]
+        h.update(("," if i else "").encode() + dumps(rows)[1:-1].encode("utf-8", "surrogateescape"))
     h.update(('],"size":' + dumps(size) + "}").encode())
     d = bytearray(h.digest()[:16])
     d[6] = (d[6] & 0x0F) | 0x40
