@@ -312,6 +312,18 @@ class CargoVendorField(SpecialCasedDependencies):
     )
 
 
+class CargoVendorLockfileField(BoolField):
+    alias = "vendor_lockfile"
+    default = False
+    help = help_text(
+        """
+        Vendor the crates.io crates the crate's own Cargo.lock pins (`cargo vendor --locked`, the
+        network step a `source` package takes), for a project crate with crates.io dependencies.
+        Off by default: project crates build offline from `vendor` targets and the std vendor.
+        """
+    )
+
+
 class RedoxCargoPackageTarget(Target):
     alias = "redox_cargo_package"
     core_fields = (
@@ -338,6 +350,7 @@ class RedoxCargoPackageTarget(Target):
         CargoEmitObjectField,
         CargoLibOnlyField,
         CargoVendorField,
+        CargoVendorLockfileField,
         RedoxSysrootField,
         RedoxLinkageField,
         RedoxInstallField,

@@ -54,6 +54,7 @@ from redox.target_types import (
     CargoSplitDebugField,
     CargoTargetSpecField,
     CargoVendorField,
+    CargoVendorLockfileField,
     RedoxInstallField,
     RedoxLinkageField,
     RedoxSysrootField,
@@ -102,6 +103,7 @@ class CargoPackageFieldSet(PackageFieldSet, StagedTreeFieldSet):
     emit_object: CargoEmitObjectField
     lib_only: CargoLibOnlyField
     vendor: CargoVendorField
+    vendor_lockfile: CargoVendorLockfileField
     sysroot: RedoxSysrootField
     linkage: RedoxLinkageField
     install: RedoxInstallField
@@ -138,6 +140,8 @@ class CargoVendor:
 def lock_candidates(crate_dir: str) -> List[str]:
     """Where the crate's Cargo.lock may be, nearest first: its own directory, then each parent up
     to the checkout root (a workspace member's lock is the workspace root's)."""
+    if not crate_dir.startswith(UPSTREAM_DIR):  # a project crate (`vendor_lockfile`): its own lock
+        return [f"{crate_dir}/Cargo.lock" if crate_dir else "Cargo.lock"]
     parts = crate_dir.split("/")
     return ["/".join(parts[:n] + ["Cargo.lock"]) for n in range(len(parts), 0, -1) if "/".join(parts[:n]).startswith(UPSTREAM_DIR)]
 
@@ -277,9 +281,21 @@ async def build_cargo_package(
         upstream_digest = await Get(Digest, MergeDigests([upstream_digest, cargo_vendor.digest]))
         vendor_dirs.append(CARGO_VENDOR_DIR)
         git_vendor_dir = CARGO_GIT_DIR
-    toolchain, sources, vendor_files, sysroot = await MultiGet(
+    sources = await Get(HydratedSources, HydrateSourcesRequest(field_set.sources))
+    if field_set.vendor_lockfile.value and upstream_dir is None:
+        # A project crate with crates.io dependencies: the same network step, over its own lock.
+        vendor_toolchain = await Get(RedoxToolchain, RedoxToolchainRequest, toolchain_request)
+        cargo_vendor = await Get(
+            CargoVendor,
+            CargoVendorRequest(
+                address, sources.snapshot.digest, crate_dir(address, sources.snapshot.files), vendor_toolchain
+            ),
+        )
+        upstream_digest = cargo_vendor.digest
+        vendor_dirs.append(CARGO_VENDOR_DIR)
+        git_vendor_dir = CARGO_GIT_DIR
+    toolchain, vendor_files, sysroot = await MultiGet(
         Get(RedoxToolchain, RedoxToolchainRequest, toolchain_request),
-        Get(HydratedSources, HydrateSourcesRequest(field_set.sources)),
         Get(SourceFiles, SourceFilesRequest([t[SourcesField] for t in vendor_targets])),
         Get(SysrootInput, SysrootInputRequest(address, field_set.sysroot.value)),
     )

@@ -13,6 +13,7 @@ than --slow seconds) is a failure. Prints cases, failures, time.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import random
@@ -38,9 +39,11 @@ def seed_images() -> List[bytes]:
         entries = list(m) + [Entry("many", DIR, 0o755)]
         entries += [Entry("many/link%03d-%s" % (i, "y" * 60), SYMLINK, 0o777, target="t%d" % i) for i in range(150)]
         big = os.path.join(d, "big.bin")
+        big_data = bytes(range(256)) * (600 << 10 >> 8)
         with open(big, "wb") as f:
-            f.write(bytes(range(256)) * (600 << 10 >> 8))
-        entries.append(Entry("big.bin", "file", 0o644, source=big, sha256="0" * 64, size=600 << 10))
+            f.write(big_data)
+        entries.append(Entry("big.bin", "file", 0o644, source=big, sha256=hashlib.sha256(big_data).hexdigest(),
+                             size=600 << 10))
         seeds.append(_write(Manifest(entries), 4 << 20, {"ctime": 1}))
     return seeds
 

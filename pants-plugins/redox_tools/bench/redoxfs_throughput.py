@@ -1,28 +1,36 @@
-"""RedoxFS writer throughput against `cp -r`.
+"""RedoxFS writer throughput against `cp -r` and upstream `redoxfs-ar`, as alternating pairs.
 
     python -m redox_tools.bench.redoxfs_throughput [--mb 200] [--image-mb 512] [--dir DIR] [--repeat N]
+        [--against cp,redoxfs-ar] [--redoxfs-ar PATH]
 
 Generates a tree of ~200 MB in a temp dir (many small files in ordinary and one big
-directory, a few large files), then in the same run times `cp -r` of it and the writer into a
-512 MB sparse image (the writer runs in a subprocess, which reports its own time and peak RSS
-via ru_maxrss). Prints MB/s of both, the ratio (goal >= 0.5x cp), peak RSS (goal < 256 MB) and
-the image's disk usage (st_blocks * 512) against the content size. The CPU time of cp and of
-the writer process are shown too: on a busy or disk-bound machine the wall times swing a lot.
-With --repeat N the cp/writer pair runs N times on the same tree and the median ratio is shown.
+directory, a few large files) and its manifest, then times PAIRS in one run: the writer (a
+subprocess: Python start, manifest load, write into a 512 MB sparse image) against each other
+leg on the same tree — `cp -r` of the tree, and upstream `redoxfs-ar IMAGE TREE` (redoxfs 0.8.0,
+packages/host:redoxfs-crate; found in dist/ or given with --redoxfs-ar) when it is built. The
+order inside a pair alternates (writer first, then the other first), so drift in machine load
+hits both legs alike; each pair prints its own ratio (the other leg's time / the writer's time =
+the writer's throughput relative to it; goal >= 0.8x for both) and the median over pairs
+closes the run. Every leg is timed as a whole process with os.wait4: wall time, CPU time and
+peak RSS (goal for the writer < 256 MB). A leg whose wall time is more than twice its CPU time
+is flagged "waited": it spent most of its time waiting for the disk or for the CPU (a loaded
+machine), so its pair's ratio says little; the ratio of CPU times is printed beside it as the
+figure a loaded machine disturbs least. The image's disk usage (st_blocks) against the
+content size shows that the writer's image stays sparse.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -79,15 +87,82 @@ def make_tree(root: str, total_mb: int, seed: int = 1) -> int:
     return written
 
 
+@dataclass
+class Leg:
+    name: str
+    wall: float
+    cpu: float
+    maxrss_kb: int
+    detail: str = ""
+
+    @property
+    def waited(self) -> bool:
+        return self.wall > 2 * max(self.cpu, 1e-9)
+
+    def line(self, mb: float) -> str:
+        flag = f"  WAITED (cpu {self.cpu:.2f} s of {self.wall:.2f} s wall)" if self.waited else ""
+        return (f"  {self.name:<11} {self.wall:6.2f} s  {mb / self.wall:5.0f} MB/s  cpu {self.cpu:5.2f} s  "
+                f"peak RSS {self.maxrss_kb / 1024:4.0f} MB{self.detail}{flag}")
+
+
+# Runs argv[1:] and prints its rusage as JSON. A process started straight from this (large)
+# bench process would report the bench's own RSS as its peak (Linux keeps the pre-exec address
+# space's high-water mark), so each leg starts from this small launcher (~10 MB floor).
+LAUNCH = r"""
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, ru = os.wait4(pid, 0)
+sys.stderr.write("\nRUSAGE " + json.dumps({"code": os.waitstatus_to_exitcode(status), "cpu": ru.ru_utime + ru.ru_stime,
+                                           "maxrss_kb": ru.ru_maxrss}) + "\n")
+"""
+
+
+def _timed(name: str, cmd: List[str], env: Optional[dict] = None) -> Tuple[Leg, str]:
+    """Run `cmd` as one process: wall time (including the launcher's ~20 ms), CPU time, peak RSS."""
+    t = time.perf_counter()
+    res = subprocess.run([sys.executable, "-S", "-c", LAUNCH, *cmd], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t
+    err = res.stderr.decode(errors="replace")
+    tail = err.rsplit("\nRUSAGE ", 1)
+    if len(tail) != 2:
+        raise SystemExit(f"{name}: launcher failed: {err.strip()[-500:]}")
+    fig = json.loads(tail[1])
+    if fig["code"] != 0:
+        raise SystemExit(f"{name} failed (exit {fig['code']}): {(res.stdout.decode(errors='replace') + tail[0]).strip()[-500:]}")
+    return Leg(name, wall, fig["cpu"], fig["maxrss_kb"]), res.stdout.decode(errors="replace")
+
+
+def _find_redoxfs_ar(explicit: Optional[str]) -> Optional[str]:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    for cand in (explicit, os.path.join(root, "dist", "packages.host", "redoxfs-crate", "bin", "redoxfs-ar"),
+                 shutil.which("redoxfs-ar")):
+        if cand and os.path.isfile(cand):
+            return cand
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=int, default=200, help="tree size in MB")
     ap.add_argument("--image-mb", type=int, default=512)
     ap.add_argument("--dir", help="work directory (default: a new temp dir, removed afterwards)")
-    ap.add_argument("--repeat", type=int, default=1, help="cp/writer pairs to time on the same tree")
+    ap.add_argument("--repeat", type=int, default=3, help="pairs per other leg (order alternates)")
+    ap.add_argument("--against", default="cp,redoxfs-ar", help="other legs: cp, redoxfs-ar (comma-separated)")
+    ap.add_argument("--redoxfs-ar", help="upstream redoxfs-ar binary (default: dist/packages.host/redoxfs-crate/bin)")
     args = ap.parse_args(argv)
     from redox_tools.manifest import Manifest  # noqa: E402
 
+    against = [a for a in args.against.split(",") if a]
+    for a in against:
+        if a not in ("cp", "redoxfs-ar"):
+            raise SystemExit(f"--against: unknown leg {a!r} (cp, redoxfs-ar)")
+    ar = _find_redoxfs_ar(args.redoxfs_ar) if "redoxfs-ar" in against else None
+    if "redoxfs-ar" in against and ar is None:
+        print("redoxfs-ar not built (./pants package packages/host:redoxfs-crate): its pairs are skipped")
+        against.remove("redoxfs-ar")
     work = args.dir or tempfile.mkdtemp(prefix="redoxfs-bench-")
     try:
         src = os.path.join(work, "tree")
@@ -104,43 +179,73 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
         mb = content / 1e6
         size = args.image_mb << 20
-        ratios = []
-        for rep in range(args.repeat):
-            if args.repeat > 1:
-                print(f"-- run {rep + 1} of {args.repeat}")
-            # cp -r
-            dst = os.path.join(work, "copy")
-            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t = time.perf_counter()
-            subprocess.run(["cp", "-r", src, dst], check=True)
-            cp_s = time.perf_counter() - t
-            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cp_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-            shutil.rmtree(dst)
-            # writer
-            img = os.path.join(work, "redoxfs.img")
-            if os.path.exists(img):
-                os.unlink(img)
-            with open(img, "wb") as f:
+        img = os.path.join(work, "redoxfs.img")
+        ar_img = os.path.join(work, "upstream.img")
+        dst = os.path.join(work, "copy")
+
+        def fresh(path: str) -> None:
+            if os.path.exists(path):
+                os.unlink(path)
+            with open(path, "wb") as f:
                 f.truncate(size)
-            t = time.perf_counter()
-            res = subprocess.run([sys.executable, "-c", CHILD, mpath, img, str(size)], check=True, env=env,
-                                 stdout=subprocess.PIPE, text=True)
-            total_s = time.perf_counter() - t
-            figures = json.loads(res.stdout.strip().splitlines()[-1])
-            st = os.stat(img)
-            print(f"cp -r:   {cp_s:.2f} s  {mb / cp_s:.0f} MB/s  (cpu {cp_cpu:.2f} s: a wall time well above it means cp "
-                  "waited for the disk or the CPU)")
-            print(f"writer:  {figures['write_s']:.2f} s  {mb / figures['write_s']:.0f} MB/s "
-                  f"(process incl. startup {total_s:.2f} s, {mb / total_s:.0f} MB/s; "
-                  f"process cpu user {figures['user_s']:.2f} s + sys {figures['sys_s']:.2f} s)")
-            print(f"ratio writer/cp: {cp_s / figures['write_s']:.2f}x (process: {cp_s / total_s:.2f}x)  goal >= 0.5x")
-            print(f"writer peak RSS: {figures['maxrss_kb'] / 1024:.0f} MB  goal < 256 MB")
-            print(f"image: {size >> 20} MiB apparent, {st.st_blocks * 512 / 1e6:.1f} MB on disk, content {mb:.1f} MB "
-                  f"({st.st_blocks * 512 / content:.2f}x content)")
-            ratios.append(cp_s / figures["write_s"])
-        if len(ratios) > 1:
-            print(f"median ratio writer/cp over {len(ratios)} runs: {statistics.median(ratios):.2f}x")
+
+        def writer() -> Leg:
+            fresh(img)
+            leg, out = _timed("writer", [sys.executable, "-c", CHILD, mpath, img, str(size)], env)
+            fig = json.loads(out.strip().splitlines()[-1])
+            leg.detail = f"  (write alone {fig['write_s']:.2f} s = {mb / fig['write_s']:.0f} MB/s)"
+            return leg
+
+        def other(name: str) -> Leg:
+            if name == "cp":
+                if os.path.exists(dst):
+                    shutil.rmtree(dst)
+                leg, _ = _timed("cp -r", ["cp", "-r", src, dst])
+                shutil.rmtree(dst)
+                return leg
+            fresh(ar_img)
+            leg, _ = _timed("redoxfs-ar", [str(ar), ar_img, src])
+            return leg
+
+        ratios: Dict[str, List[Tuple[float, bool]]] = {a: [] for a in against}
+        cpu_ratios: Dict[str, List[float]] = {a: [] for a in against}
+        rss: Dict[str, List[int]] = {"writer": [], **{a: [] for a in against}}
+        pair = 0
+        for rep in range(args.repeat):
+            for a in against:
+                pair += 1
+                first_writer = pair % 2 == 1
+                if first_writer:
+                    w = writer()
+                    o = other(a)
+                else:
+                    o = other(a)
+                    w = writer()
+                r = o.wall / w.wall
+                waited = w.waited or o.waited
+                ratios[a].append((r, waited))
+                rss["writer"].append(w.maxrss_kb)
+                rss[a].append(o.maxrss_kb)
+                order = "writer first" if first_writer else f"{o.name} first"
+                cpu_r = o.cpu / max(w.cpu, 1e-9)
+                cpu_ratios[a].append(cpu_r)
+                print(f"pair {pair} ({order}): writer/{o.name} throughput {r:.2f}x (by CPU time {cpu_r:.2f}x)"
+                      + ("  (a leg WAITED: this wall-time ratio says little)" if waited else ""))
+                print(w.line(mb))
+                print(o.line(mb))
+        st = os.stat(img)
+        print(f"image: {size >> 20} MiB apparent, {st.st_blocks * 512 / 1e6:.1f} MB on disk, content {mb:.1f} MB "
+              f"({st.st_blocks * 512 / content:.2f}x content)")
+        for a, rs in ratios.items():
+            if not rs:
+                continue
+            vals = [r for r, _ in rs]
+            clean = [r for r, waited in rs if not waited]
+            print(f"writer vs {a}: median {statistics.median(vals):.2f}x over {len(vals)} pairs "
+                  f"(min {min(vals):.2f}x, max {max(vals):.2f}x"
+                  + (f"; median of the {len(clean)} pairs without waiting {statistics.median(clean):.2f}x" if clean else
+                     "; every pair had a leg that waited")
+                  + f"; by CPU time {statistics.median(cpu_ratios[a]):.2f}x)  goal >= 0.8x;  peak RSS writer {max(rss['writer']) / 1024:.0f} MB, {a} {max(rss[a]) / 1024:.0f} MB")
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)

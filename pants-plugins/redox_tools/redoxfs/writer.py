@@ -37,7 +37,7 @@ import json
 import os
 import stat as stat_mod
 import struct
-from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -78,12 +78,16 @@ __all__ = ["write_redoxfs", "size_needed", "default_uuid", "MIN_FREE_BLOCKS"]
 MIN_FREE_BLOCKS = 64
 
 BATCH_BYTES = 32 << 20  # staged record bytes per batch
-BATCH_NODES = 4096  # node blocks per batch (16 MiB)
+BATCH_NODES = 1024  # node blocks per batch (4 MiB; two sets: 8 MiB)
 IOV_MAX = 1024
 MAX_U32 = 0xFFFFFFFF
 MAX_U64 = 0xFFFFFFFFFFFFFFFF
 
 _ROOT_MODE = 0o755
+# Shared, never-mutated empties for nodes without children or BlockLists (checked: only
+# directories get children appended, only _plan_list appends BlockLists after giving a list).
+_NO_NODES: List[Any] = cast(List[Any], ())
+_NO_LISTS: List[Any] = cast(List[Any], ())
 _DIR_ROOT = struct.Struct("<QQQQ")  # HTree root pointer in a directory's level data
 _HTREE_DTYPE = np.dtype([("h", "<u4"), ("a", "<u8"), ("x", "<u8")])  # packed, 20 bytes
 # records reachable per tier: level0 direct, then 1..4 levels of BlockLists (§8.2)
@@ -91,10 +95,12 @@ _TIERS = [(cnt, depth) for (_, cnt, depth) in LEVEL_TABLE]
 
 
 class _Node:
+    """One inode of the plan. Slots only; lists are allocated where a node has content for them."""
+
     __slots__ = (
         "path", "name", "kind", "mode", "uid", "gid", "mtime", "ctime", "children", "id", "block",
         "size", "src", "data", "rl", "nrec", "last_level", "rec_base", "lists", "tops", "blocks",
-        "dirlists", "dl_keys", "htree", "rec_hash", "hash", "nh",
+        "dirlists", "dl_keys", "htree", "rec_hash", "base", "nh", "sha256",
     )
 
     def __init__(self, path: str, name: bytes, kind: str, mode: int, uid: int, gid: int, mtime: int, ctime: int):
@@ -106,25 +112,33 @@ class _Node:
         self.gid = gid
         self.mtime = mtime
         self.ctime = ctime
-        self.children: List["_Node"] = []
+        # Lists only where a node needs them (memory per file: 100 000-file images): the others
+        # share the empty tuple until planning gives them a list.
+        self.children: List["_Node"] = [] if kind == DIR else _NO_NODES
         self.id = 0
         self.block = 0
         self.size = 0
-        self.src: Optional[str] = None
+        self.src: Optional[str] = None  # FILE: the entry's source, as written (shared, not copied)
+        self.base: Optional[str] = None  # ... and the manifest's base dir when it is relative
         self.data: Optional[bytes] = None
         self.rl = 0
         self.nrec = 0
         self.last_level = 0
         self.rec_base = 0
-        self.lists: List[Tuple[int, int, int, Tuple[int, ...]]] = []  # (block, depth, first, children)
-        self.tops: List[List[int]] = []  # per tier 1..4: list indexes of the top pointers
+        self.lists: List[Tuple[int, int, int, Tuple[int, ...]]] = _NO_LISTS  # (block, depth, first, children)
+        self.tops: Sequence[List[int]] = ()  # per tier 1..4: list indexes of the top pointers
         self.blocks = 1
-        self.dirlists: List[List[Tuple[int, bytes]]] = []
-        self.dl_keys: List[int] = []
-        self.htree: List[List[Tuple[int, int]]] = []  # per level: (first child, end child)
+        self.dirlists: Sequence[List[Tuple[int, bytes]]] = ()
+        self.dl_keys: Sequence[int] = ()
+        self.htree: Sequence[List[Tuple[int, int]]] = ()  # per level: (first child, end child)
         self.rec_hash: Optional[np.ndarray] = None
-        self.hash = 0
         self.nh = 0  # HTree key of the name (set by _plan)
+        self.sha256: Optional[str] = None  # FILE: the manifest's promise, checked as it is written
+
+    @property
+    def source(self) -> str:
+        """The host path of a file's content (joined when opened: memory per file)."""
+        return os.path.join(self.base, self.src or "") if self.base is not None else (self.src or "")
 
     @property
     def inline(self) -> bool:
@@ -183,6 +197,7 @@ def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
     by_path: Dict[str, _Node] = {"": root}
     too_long: List[str] = []
     problems: List[str] = []
+    modes: Dict[int, int] = {}  # one int object per distinct mode (memory per file)
     for e in sorted(entries, key=lambda x: x.path):
         try:
             name = e.name.encode("utf-8")
@@ -197,17 +212,24 @@ def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
         t_c = ctime if ctime is not None else e.mtime
         perm = e.mode & 0o7777
         if e.kind == DIR:
-            n = _Node(e.path, name, DIR, MODE_DIR | perm, e.uid, e.gid, e.mtime, t_c)
+            n = _Node(e.path, name, DIR, modes.setdefault(MODE_DIR | perm, MODE_DIR | perm), e.uid, e.gid, e.mtime, t_c)
         elif e.kind == FILE:
-            n = _Node(e.path, name, FILE, MODE_FILE | perm, e.uid, e.gid, e.mtime, t_c)
-            n.src = manifest.source_path(e)
+            n = _Node(e.path, name, FILE, modes.setdefault(MODE_FILE | perm, MODE_FILE | perm), e.uid, e.gid, e.mtime, t_c)
+            n.src = e.source
+            if not os.path.isabs(e.source or ""):
+                n.base = manifest.base_dir
             try:
-                st = os.stat(n.src)  # type: ignore[arg-type]  # file nodes always have a source
+                st = os.stat(n.source)
             except OSError as exc:
-                raise RedoxFSError(f"/{e.path}: cannot read its source {n.src}: {exc.strerror}") from None
+                raise RedoxFSError(f"/{e.path}: cannot read its source {n.source}: {exc.strerror}") from None
             if not stat_mod.S_ISREG(st.st_mode):
-                raise RedoxFSError(f"/{e.path}: source {n.src} is not a regular file")
-            n.size = st.st_size
+                raise RedoxFSError(f"/{e.path}: source {n.source} is not a regular file")
+            if st.st_size != e.size:
+                raise RedoxFSError(
+                    f"/{e.path}: source {n.source} is {st.st_size} bytes, the manifest says {e.size}; rebuild the manifest"
+                )
+            n.size = e.size  # == st.st_size (checked above); the entry's int object is shared
+            n.sha256 = e.sha256
             n.rl = RECORD_LEVEL
         elif e.kind == SYMLINK:
             n = _Node(e.path, name, SYMLINK, MODE_SYMLINK | perm, e.uid, e.gid, e.mtime, t_c)
@@ -270,7 +292,7 @@ def _plan_file(n: _Node, cur: _Cursor) -> None:
     n.blocks = 1 + ((n.nrec - 1) << n.rl) + (1 << n.last_level)
     # BlockLists, post-order per top pointer
     start = 0
-    n.tops = []
+    tops_all: List[List[int]] = []
     for cnt, depth in _TIERS:
         span_top = BLOCKLIST_ENTRIES ** depth
         tops: List[int] = []
@@ -280,10 +302,12 @@ def _plan_file(n: _Node, cur: _Cursor) -> None:
                 if first >= n.nrec:
                     break
                 tops.append(_plan_list(n, cur, depth, first))
-            n.tops.append(tops)
+            tops_all.append(tops)
         start += cnt * span_top
         if start >= n.nrec:
             break
+    if tops_all:
+        n.tops = tops_all
     n.blocks += len(n.lists)
 
 
@@ -298,6 +322,8 @@ def _plan_list(n: _Node, cur: _Cursor, depth: int, first: int) -> int:
                 break
             kids.append(_plan_list(n, cur, depth - 1, f))
         children = tuple(kids)
+    if n.lists is _NO_LISTS:
+        n.lists = []
     n.lists.append((cur.take(0), depth, first, children))
     return len(n.lists) - 1
 
@@ -383,10 +409,18 @@ def size_needed(manifest: Any, *, ctime: Optional[int] = None) -> int:
 
 def default_uuid(manifest: Any, size: int, ctime: Optional[int]) -> bytes:
     """The deterministic UUID used when none is given (see the module docstring)."""
-    rows = [[e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size, e.sha256, e.target]
-            for e in sorted(manifest, key=lambda x: x.path)]
-    doc = json.dumps({"entries": rows, "size": size, "ctime": ctime}, sort_keys=True, separators=(",", ":"))
-    d = bytearray(hashlib.sha256(b"redoxfs-uuid-v1\0" + doc.encode("utf-8", "surrogateescape")).digest()[:16])
+    # The document is hashed as it is made, row by row (the bytes of json.dumps of the whole
+    # {"ctime", "entries", "size"} object with sorted keys, without holding it: 100 000 entries
+    # would be ~50 MB at the writer's peak).
+    h = hashlib.sha256(b"redoxfs-uuid-v1\0")
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    h.update(('{"ctime":' + dumps(ctime) + ',"entries":[').encode())
+    entries = sorted(manifest, key=lambda x: x.path)
+    for i in range(0, len(entries), 1024):  # rows in chunks: "[r,r,...]" without its brackets
+        rows = [[e.path, e.kind, e.mode, e.uid, e.gid, e.mtime, e.size, e.sha256, e.target] for e in entries[i : i + 1024]]
+        h.update(("," if i else "").encode() + dumps(rows)[1:-1].encode("utf-8", "surrogateescape"))
+    h.update(('],"size":' + dumps(size) + "}").encode())
+    d = bytearray(h.digest()[:16])
     d[6] = (d[6] & 0x0F) | 0x40
     d[8] = (d[8] & 0x3F) | 0x80
     return bytes(d)
@@ -536,13 +570,13 @@ class _Source:
         self.fd: Optional[int] = None
         if node.data is None:
             try:
-                self.fd = os.open(str(node.src), _O_READ)
+                self.fd = os.open(node.source, _O_READ)
             except OSError as exc:
-                raise RedoxFSError(f"/{node.path}: cannot read its source {node.src}: {exc.strerror}") from None
+                raise RedoxFSError(f"/{node.path}: cannot read its source {node.source}: {exc.strerror}") from None
 
     def _short(self) -> RedoxFSError:
         return RedoxFSError(
-            f"/{self.node.path}: source {self.node.src} is shorter than the {self.node.size} bytes "
+            f"/{self.node.path}: source {self.node.source} is shorter than the {self.node.size} bytes "
             "it had when the image was planned (changed while writing?)"
         )
 
@@ -570,7 +604,7 @@ class _Source:
             raise self._changed()
 
     def _changed(self) -> RedoxFSError:
-        return RedoxFSError(f"/{self.node.path}: source {self.node.src} changed size while the image was written")
+        return RedoxFSError(f"/{self.node.path}: source {self.node.source} changed size while the image was written")
 
     def close(self) -> None:
         if self.fd is not None:
@@ -634,9 +668,9 @@ def _read_file(n: _Node, dest: memoryview, pos: int, last: bool) -> None:
         _Source(n).read_into(dest, pos, last)
         return
     try:
-        fd = os.open(n.src, _O_READ)  # type: ignore[arg-type]
+        fd = os.open(n.source, _O_READ)
     except OSError as exc:
-        raise RedoxFSError(f"/{n.path}: cannot read its source {n.src}: {exc.strerror}") from None
+        raise RedoxFSError(f"/{n.path}: cannot read its source {n.source}: {exc.strerror}") from None
     try:
         if os.preadv(fd, [dest, _EOF_PROBE] if last else [dest], pos) != len(dest):
             src = _Source.__new__(_Source)
@@ -655,7 +689,7 @@ class _Writer:
         self.plan = plan
         self.sink = sink
         self.node_hash = np.zeros(len(plan.nodes), dtype=np.uint64)
-        self.node_pos: Dict[int, int] = {}
+        self._hashed = 0  # node hashes filled so far (in plan order)
         self._list_hash: Dict[Tuple[int, int], int] = {}
         # One IO thread runs, in order, "write batch i-1" and "big reads of batch i+1" while
         # the main thread does the small reads of batch i and hashes it (preadv/pwritev and
@@ -667,6 +701,11 @@ class _Writer:
         self._arenas: List[Optional[np.ndarray]] = [None, None]
         self._node_bufs: List[Optional[np.ndarray]] = [None, None]
         self._dir_root: Dict[int, Tuple[int, int, int]] = {}
+        # Content checks (sha256 against the manifest) run on their own thread, in batch order,
+        # over the staged bytes; a slot's check must end before the slot is refilled.
+        self._sha_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redoxfs-sha256")
+        self._sha_jobs: List[Optional[Future]] = [None, None]
+        self._sha_open: Dict[int, Any] = {}  # node id -> running hash of a file spanning batches
 
     def _arena(self, slot: int, nbytes: int) -> np.ndarray:
         a = self._arenas[slot]
@@ -690,6 +729,30 @@ class _Writer:
             self._run()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._sha_pool.shutdown(wait=True, cancel_futures=True)
+
+    def _sha_wait(self, slot: int) -> None:
+        job = self._sha_jobs[slot]
+        if job is not None:
+            self._sha_jobs[slot] = None
+            job.result()  # raises the mismatch
+
+    def _sha_check(self, items: List[Tuple[_Node, memoryview, bool]]) -> None:
+        """Hash (node, bytes, last piece) items in order; a file's digest must be its entry's."""
+        open_ = self._sha_open
+        for n, mv, last in items:
+            h = open_.pop(n.id, None)
+            if h is None:
+                h = hashlib.sha256(mv)
+            else:
+                h.update(mv)
+            if not last:
+                open_[n.id] = h
+            elif n.sha256 is not None and h.hexdigest() != n.sha256:
+                raise RedoxFSError(
+                    f"/{n.path}: source {n.source} no longer matches the manifest (sha256 {h.hexdigest()}, the "
+                    f"manifest says {n.sha256}); rebuild the manifest"
+                )
 
     def _wait(self) -> None:
         while self._writes:
@@ -699,8 +762,7 @@ class _Writer:
         runs: List[_Run] = []
         done_nodes: List[_Node] = []
         staged = 0
-        for pos, n in enumerate(self.plan.nodes):
-            self.node_pos[n.id] = pos
+        for n in self.plan.nodes:
             if n.kind != DIR and n.size > INLINE_MAX:
                 rsize = BLOCK_SIZE << n.rl
                 per_batch = max(1, BATCH_BYTES // rsize)
@@ -736,6 +798,7 @@ class _Writer:
             nxt = next(batches, None)
             slot ^= 1
             if nxt is not None:
+                self._sha_wait(slot)  # the slot's previous batch is checked before it is refilled
                 b = self._prepare(nxt[0], nxt[1], slot)
                 pending = (b, submit(self._zero_nodes, b), submit(_run_jobs, b.big))
             else:
@@ -745,6 +808,8 @@ class _Writer:
             # keep at most the last write in flight (errors surface early)
             while len(self._writes) > 1:
                 self._writes.pop(0).result()
+        self._sha_wait(0)
+        self._sha_wait(1)
         self.finish()
 
     def _prepare(self, runs: List[_Run], nodes: List[_Node], slot: int) -> _Batch:
@@ -808,11 +873,29 @@ class _Writer:
         node_arr = zeroing.result()  # the batch's node blocks, zeroed (IO thread)
         self._read_inline(b.nodes, node_arr)
         reading.result()  # the big reads (IO thread)
+        self._sha_jobs[b.slot] = self._sha_pool.submit(self._sha_check, self._sha_items(b, node_arr))
         self._records(b, writes)
         self._block_lists(b.nodes, writes)
         self._directories(b.nodes, writes)
         self._nodes(b.nodes, node_arr, writes)
         return writes
+
+    @staticmethod
+    def _sha_items(b: _Batch, node_arr: Optional[np.ndarray]) -> List[Tuple[_Node, memoryview, bool]]:
+        """The batch's file contents as staged (records, inline contents in node blocks), in order."""
+        items: List[Tuple[_Node, memoryview, bool]] = []
+        arrays = b.arrays
+        for lv, row0, row1, n, r0, data_len in b.pieces:
+            arr = arrays[lv]
+            assert arr is not None
+            items.append((n, arr[row0:row1].reshape(-1).data[:data_len], r0 + (row1 - row0) == n.nrec))
+        if node_arr is not None:
+            buf = node_arr.reshape(-1).data
+            for row, n in enumerate(b.nodes):
+                if n.kind == FILE and n.size <= INLINE_MAX:
+                    base = row * BLOCK_SIZE + INLINE_OFFSET
+                    items.append((n, buf[base : base + n.size], True))
+        return items
 
     def _zero_nodes(self, b: _Batch) -> Optional[np.ndarray]:
         """The batch's node blocks, zeroed (IO thread: after the slot's previous write)."""
@@ -1007,11 +1090,12 @@ class _Writer:
                 else:
                     self._level_data(n, arr[row])
         hashes = seahash_rows(arr)
-        node_pos = self.node_pos
-        self.node_hash[[node_pos[n.id] for n in nodes]] = hashes
+        # batches are consecutive runs of the plan's nodes, processed in order
+        self.node_hash[self._hashed : self._hashed + len(nodes)] = hashes
+        self._hashed += len(nodes)
         for n in nodes:
             n.rec_hash = None  # free the per-record hashes
-            n.dirlists = []
+            n.dirlists = ()
         # node blocks are mostly contiguous with each other (inline files) or with their data
         row0 = 0
         nn = len(nodes)

@@ -143,8 +143,8 @@ class Tree:
             for off, data in pieces.items():
                 f.seek(off)
                 f.write(data)
-        self.entries.append(Entry(path, FILE, 0o644, source=str(src), sha256="0" * 64, size=size))
         data = src.read_bytes()
+        self.entries.append(Entry(path, FILE, 0o644, source=str(src), sha256=hashlib.sha256(data).hexdigest(), size=size))
         self.content[path] = data
         return data
 
@@ -321,3 +321,24 @@ def test_huge_directory_two_htree_levels(tmp_path) -> None:
         for i in range(0, n, 97):
             assert fs.readlink(f"d/{i:05d}" + "z" * 190) == f"t{i}"
         assert fs.check(strict=True).nodes == n + 2
+
+
+def test_source_that_differs_from_its_manifest_entry_is_refused(tmp_path) -> None:
+    """What a manifest promises, the writer checks (as the initfs writer does): content and size."""
+    small = tmp_path / "small"
+    small.write_bytes(b"hello")
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * 5000)  # records in several batches' worth of pieces
+    good_big = hashlib.sha256(big.read_bytes()).hexdigest()
+    for entries, what in (
+        ([Entry("small", FILE, 0o644, source=str(small), sha256="1" * 64, size=5)], "/small"),
+        ([Entry("big", FILE, 0o644, source=str(big), sha256="2" * 64, size=1280000)], "/big"),
+        ([Entry("big", FILE, 0o644, source=str(big), sha256=good_big, size=1280001)], "/big"),
+    ):
+        with open(tmp_path / "img", "wb") as f:
+            f.truncate(8 << 20)
+        with open(tmp_path / "img", "r+b") as f:
+            with pytest.raises(RedoxFSError, match=f"^{what}: source .* manifest"):
+                write_redoxfs(f, Manifest(entries), offset=0, size=8 << 20)
+        # nothing readable was left behind: the header (written last) is absent
+        assert (tmp_path / "img").read_bytes()[:8] == bytes(8)
