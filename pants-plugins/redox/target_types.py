@@ -1020,13 +1020,14 @@ class RedoxVmImageField(TargetReferenceField, StringField):
 
 class RedoxVmHypervisorField(StringField):
     alias = "hypervisor"
-    default = "auto"
+    default = None
     valid_choices = VM_HYPERVISORS
     help = help_text(
         """
         `auto`: Cloud Hypervisor when its binary, its firmware and real KVM exist; else QEMU+KVM;
         else QEMU+TCG. One line at start says which and why. `qemu` skips Cloud Hypervisor;
-        `cloud-hypervisor` fails when it is not usable.
+        `cloud-hypervisor` fails when it is not usable. Unset: the image's `virtualisation.hypervisor`
+        option when it is a `redox_system`, else `auto`.
         """
     )
 
@@ -1052,21 +1053,21 @@ class RedoxVmHeadlessDisplayField(BoolField):
 
 class RedoxVmCpusField(IntField):
     alias = "cpus"
-    default = 4
-    help = "vCPU count. The environment variable `CH_CPUS` overrides it at run time."
+    default = None
+    help = "vCPU count (unset: a `redox_system` image's `virtualisation.cpus`, else 4). `CH_CPUS` overrides it at run time."
 
 
 class RedoxVmMemoryField(StringField):
     alias = "memory"
-    default = "2048M"
-    help = "Guest RAM: `2048`, `2048M` or `2G` (MiB unless `G`). The environment variable `CH_MEMORY` overrides it at run time."
+    default = None
+    help = "Guest RAM: `2048`, `2048M` or `2G` (MiB unless `G`; unset: a `redox_system` image's `virtualisation.memory`, else 2048M). The environment variable `CH_MEMORY` overrides it at run time."
 
 
 class RedoxVmNetworkField(StringField):
     alias = "network"
-    default = "none"
+    default = None
     valid_choices = VM_NETWORKS
-    help = "`none`; `user` (QEMU user-mode NAT, needed for `forwards`); `tap` (a host tap device, see `tap`)."
+    help = "`none`; `user` (QEMU user-mode NAT, needed for `forwards`); `tap` (a host tap device, see `tap`). Unset: a `redox_system` image's `virtualisation.network`, else `none`."
 
 
 class RedoxVmTapField(StringField):

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.base.build_root import BuildRoot
@@ -29,6 +29,7 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
 from redox.goals.disk_image import DiskImage, DiskImageRequest
+from redox.goals.system import EvaluatedSystem, EvaluatedSystemRequest
 from redox.subsystems.image import RedoxImageSubsystem
 from redox.target_types import (
     HostNetworkActionField,
@@ -53,6 +54,7 @@ from redox.target_types import (
     RedoxVmNetworkField,
     RedoxVmSerialRepliesField,
     RedoxVmTapField,
+    SystemModulesField,
 )
 from redox.util_rules.redox_tools import RedoxToolsVenv, RedoxToolsVenvRequest
 from redox.util_rules.references import parse_reference
@@ -263,6 +265,19 @@ class RedoxVmFieldSet(RunFieldSet):
         )
 
 
+def system_vm_defaults(settings: VmSettings, field_set: RedoxVmFieldSet, virt: Mapping[str, Any]) -> VmSettings:
+    """`settings` with every field the target left unset taken from the system's options."""
+    network = field_set.network.value or virt["network"]
+    return replace(
+        settings,
+        hypervisor=field_set.hypervisor.value or virt["hypervisor"],
+        cpus=field_set.cpus.value if field_set.cpus.value is not None else virt["cpus"],
+        memory=field_set.memory.value or virt["memory"],
+        network=network,
+        tap=field_set.tap.value or (virt["tap"] if network == "tap" else ""),
+    )
+
+
 @dataclass(frozen=True)
 class RedoxVmControlFieldSet(RunFieldSet):
     required_fields = (RedoxVmControlVmField, RedoxVmControlActionField)
@@ -317,13 +332,19 @@ async def run_redox_vm(
         AddressInput,
         parse_reference(field_set.image.value or "", relative_to=address.spec_path, origin=origin),
     )
-    disk, venv, knobs = await MultiGet(
+    disk, venv, knobs, image_target = await MultiGet(
         Get(DiskImage, DiskImageRequest(image_address, origin)),
         Get(RedoxToolsVenv, RedoxToolsVenvRequest(VM_MODULE)),
         Get(EnvironmentVars, EnvironmentVarsRequest(ENV_KNOBS)),
+        Get(WrappedTarget, WrappedTargetRequest(image_address, description_of_origin=origin)),
     )
+    settings = field_set.settings()
+    if image_target.target.has_field(SystemModulesField):
+        # A redox_system's `virtualisation.*` options are the defaults of the fields left unset.
+        system = await Get(EvaluatedSystem, EvaluatedSystemRequest(image_address, image_subsystem.source_date_epoch))
+        settings = system_vm_defaults(settings, field_set, system.config["virtualisation"])
     args = vm_run_args(
-        field_set.settings(),
+        settings,
         image_path=os.path.join(CHROOT, disk.path),
         build_root=build_root.path,
         ovmf_code=image_subsystem.ovmf_code,

@@ -120,7 +120,7 @@ def test_graphical():
 def test_cloud():
     ev, config, files = profile("cloud")
     assert config["hardware"]["drivers"] == "virtio-only"
-    assert config["virtualisation"]["network"] == "tap" and config["virtualisation"]["hypervisor"] == "cloud-hypervisor"
+    assert config["virtualisation"]["network"] == "tap" and config["virtualisation"]["tap"] == "tap0"
     assert {p: text(files, p) for p in files if p.startswith("/etc/net/")} == {
         "/etc/net/dns": "9.9.9.9\n", "/etc/net/ip": "172.30.0.2\n", "/etc/net/ip_router": "172.30.0.1\n",
         "/etc/net/ip_subnet": "255.255.255.0\n",
