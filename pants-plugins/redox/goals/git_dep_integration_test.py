@@ -50,8 +50,9 @@ def make_repositories(build_root: str, root: Path) -> Dict:
             str(root), "app=@lib", f"wrong=@{WRONG}", f"offline={UNREACHABLE}@lib",
         ],
         cwd=f"{build_root}/pants-plugins", env={**os.environ, "PYTHONPATH": f"{build_root}/pants-plugins"},
-        check=True, capture_output=True, text=True,
+        capture_output=True, text=True,
     )
+    assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
