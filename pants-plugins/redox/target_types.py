@@ -902,7 +902,9 @@ class RedoxDiskImageTarget(Target):
     help = help_text(
         """
         A bootable GPT disk image: BIOS boot + FAT ESP (the bootloader) + RedoxFS holding the
-        root tree, kernel and initfs. Sparse and bit-for-bit reproducible.
+        root tree, kernel and initfs. Bit-for-bit reproducible. Written as qcow2
+        (`dist/<dir>/<name>.qcow2`: only the data, not the holes; QEMU and Cloud Hypervisor boot
+        it); `./pants run :raw-image -- IMAGE.qcow2 OUT.img` gives the raw image.
         """
     )
 
@@ -1253,7 +1255,7 @@ class RedoxToolTarget(Target):
     help = help_text(
         """
         One of the project's pure tools as a `./pants run` target, run from the repository root in its
-        locked venv: e.g. `./pants run :inspect -- dist/images/selftest.img --tree` or
+        locked venv: e.g. `./pants run :inspect -- dist/images/selftest.qcow2 --tree` or
         `./pants run 3rdparty/redox:update-pins` (recomputes source pins; needs the network).
         """
     )

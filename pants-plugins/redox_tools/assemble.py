@@ -4,7 +4,8 @@ Run by the image rules inside a sandbox (and by hand):
 
     python -m redox_tools.assemble initfs --tree ORIGIN=DIR ... --bootstrap ELF -o initfs.img
     python -m redox_tools.assemble disk --tree ORIGIN=DIR ... [--file /IMAGE/PATH=HOSTFILE[:MODE]] ...
-        [--overlay MANIFEST.json] --efi BOOTX64.EFI --size 512M -o disk.img [--manifest-out root.json]
+        [--overlay MANIFEST.json] --efi BOOTX64.EFI --size 512M -o disk.img [--format raw|qcow2]
+        [--manifest-out root.json]
 
 Each `--tree` is a package's staged tree (its origin, e.g. the Pants address, names it in
 conflict errors). Trees are merged into one root manifest: the same path installed differently
@@ -15,6 +16,9 @@ An `--overlay` is a root manifest (JSON, sources relative to its own directory) 
 replace the packages' entries at the same paths, owners and modes included: the module system's
 generated files (/etc/passwd, homes owned by their users, ...), written after the packages like
 upstream's installer writes its config files.
+
+`--format qcow2` writes the disk image as qcow2 (`redox_tools.qcow2`): the sparse raw image is
+written next to the output first and converted, so only the data leaves the process.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import os
 from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
-from redox_tools import diskimage, initfs
+from redox_tools import diskimage, initfs, qcow2
 from redox_tools.errors import ManifestError, ToolError, run_main
 from redox_tools.manifest import DEFAULT_EXEC_MODE, DEFAULT_FILE_MODE, FILE, Entry, Manifest, normalize_path, sha256_file
 
@@ -99,6 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_disk.add_argument("--size", default="512M")
     p_disk.add_argument("--esp-size-mib", type=int, default=1)
     p_disk.add_argument("--no-require-boot-files", action="store_true")
+    p_disk.add_argument("--format", choices=("raw", "qcow2"), default="raw", help="image file format")
 
     args = parser.parse_args(argv)
     if os.path.dirname(args.output):
@@ -111,8 +116,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             bootstrap = f.read()
         initfs.write_initfs(manifest, bootstrap, args.output)
     else:
+        raw = args.output if args.format == "raw" else f"{args.output}.raw.tmp"
         diskimage.create_disk_image(
-            args.output,
+            raw,
             root=manifest,
             efi_app=args.efi,
             size=args.size,
@@ -120,6 +126,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             source_date_epoch=args.source_date_epoch,
             require_boot_files=not args.no_require_boot_files,
         )
+        if raw != args.output:
+            try:
+                qcow2.from_raw(raw, args.output)
+            finally:
+                os.unlink(raw)
     return 0
 
 

@@ -3,7 +3,8 @@
     python -m redox_tools.inspect IMG [--tree] [--initfs]
 
 The kind of file is detected by magic: "RedoxFtw" at 0 (initfs), "RedoxFS\\0" at 0 (bare
-RedoxFS), "EFI PART" at LBA 1 (GPT disk), else a FAT boot sector. For a disk it prints the
+RedoxFS), "EFI PART" at LBA 1 (GPT disk), else a FAT boot sector. A qcow2 image (what
+`./pants package` writes) is read through a sparse raw copy in a temporary directory. For a disk it prints the
 partitions, the ESP's files, the RedoxFS header of every partition holding one (and its tree
 with --tree), and the initfs at /usr/lib/boot/initfs (summary; its listing with --initfs).
 The RedoxFS and initfs readers are optional: without them a one-line note says what is
@@ -16,10 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import struct
+import tempfile
 import uuid
 from typing import Any, BinaryIO, List, Optional, Sequence, Tuple
 
-from redox_tools import fat, gpt
+from redox_tools import fat, gpt, qcow2
 from redox_tools.errors import FormatError, ToolError, run_main
 
 MiB = 1 << 20
@@ -203,6 +205,16 @@ def describe_fat(fh: BinaryIO, offset: int, size: Optional[int]) -> List[str]:
 
 
 def inspect_image(path: str, *, tree: bool = False, initfs: bool = False) -> str:
+    try:
+        with open(path, "rb") as f:
+            is_qcow2 = f.read(4) == qcow2.MAGIC
+    except OSError as e:
+        raise InspectError(f"cannot open {path}: {e.strerror}") from None
+    if is_qcow2:
+        with tempfile.TemporaryDirectory(prefix="redox-inspect-") as tmp:
+            raw = os.path.join(tmp, "disk.img")
+            qcow2.to_raw(path, raw)
+            return f"{path}: qcow2 image\n" + inspect_image(raw, tree=tree, initfs=initfs).replace(raw, path)
     try:
         fh = open(path, "rb")
     except OSError as e:

@@ -75,11 +75,14 @@ def boottest_args(
     image: RedoxImageSubsystem,
     timeout: int,
     output_dir_shown: str = "",
+    image_format: str = "qcow2",
 ) -> List[str]:
     args = [
         "boottest",
         "--image",
         image_path,
+        "--image-format",
+        image_format,
         "--ovmf-code",
         image.ovmf_code,
         "--ovmf-vars",
@@ -144,7 +147,7 @@ async def run_boot_test(
         Process,
         RedoxToolProcess(
             module="redox_tools.vm",
-            args=tuple(boottest_args(field_set, disk.path, image_subsystem, timeout, shown)),
+            args=tuple(boottest_args(field_set, disk.path, image_subsystem, timeout, shown, disk.format)),
             description=f"Boot {image_address} for {address}",
             input_digest=disk.digest,
             output_directories=(OUTPUT_DIR,),

@@ -1,4 +1,10 @@
-"""`redox_disk_image`: root trees + kernel + initfs + bootloader -> sparse GPT disk image."""
+"""`redox_disk_image`: root trees + kernel + initfs + bootloader -> GPT disk image, as qcow2.
+
+The image leaves the process as qcow2 (`redox_tools.qcow2`), so the store and dist/ grow by the
+image's data, not its size. Pants 2.17's `package` can only write a digest's bytes to dist/
+(no sparse files, no step after the write), so the raw `.img` for a USB stick is one command
+away: `./pants run :raw-image -- dist/images/X.qcow2 X.img`, byte-identical to the raw image.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,6 +38,7 @@ from redox.util_rules.image_inputs import ImageTrees, ImageTreesRequest
 from redox.util_rules.redox_tools import RedoxToolProcess
 from redox.util_rules.references import FileReferenceRequest, ResolvedFile, parse_reference
 
+IMAGE_FORMAT = "qcow2"
 KERNEL_PATH = "/usr/lib/boot/kernel"
 INITFS_PATH = "/usr/lib/boot/initfs"
 
@@ -56,6 +63,7 @@ class DiskImage:
     address: Address
     digest: Digest  # holds exactly `path`
     path: str
+    format: str = IMAGE_FORMAT
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ async def build_disk_image(field_set: DiskImageFieldSet, image: RedoxImageSubsys
         esp_size_mib=field_set.esp_size_mib.value or 1,
         source_date_epoch=image.source_date_epoch if epoch is None else epoch,
         require_boot_files=field_set.require_boot_files.value,
-        output_path=field_set.output_path.value_or_default(file_ending="img"),
+        output_path=field_set.output_path.value_or_default(file_ending=IMAGE_FORMAT),
         origin="field",
     )
     return await Get(DiskImage, DiskImageSpec, spec)
@@ -169,6 +177,8 @@ async def assemble_disk_image(spec: DiskImageSpec) -> DiskImage:
         str(spec.esp_size_mib),
         "--source-date-epoch",
         str(spec.source_date_epoch),
+        "--format",
+        IMAGE_FORMAT,
         *(() if spec.require_boot_files else ("--no-require-boot-files",)),
         "--manifest-out",
         f"{out}.manifest.json",

@@ -144,6 +144,7 @@ def vm_run_args(
     ovmf_code: str,
     ovmf_vars: str,
     env: Mapping[str, str],
+    image_format: str = "auto",
 ) -> List[str]:
     """`python -m redox_tools.vm` arguments that boot `vm` (`image_path` may use `{chroot}`).
 
@@ -189,6 +190,7 @@ def vm_run_args(
     args = [
         "run",
         "--image", image_path,
+        "--image-format", image_format,
         "--hypervisor", hypervisor,
         "--ovmf-code", ovmf_code,
         "--ovmf-vars", ovmf_vars,
@@ -350,6 +352,7 @@ async def run_redox_vm(
         ovmf_code=image_subsystem.ovmf_code,
         ovmf_vars=image_subsystem.ovmf_vars,
         env=knobs,
+        image_format=disk.format,
     )
     digest = await Get(Digest, MergeDigests([venv.pex.digest, disk.digest]))
     return _tool_run_request(venv, pex_env, digest, args)

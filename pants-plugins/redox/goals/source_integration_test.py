@@ -30,7 +30,7 @@ from pants.testutil.rule_runner import QueryRule, RuleRunner
 from redox import register
 from redox.goals.c_package import CPackageFieldSet
 from redox.goals.cargo_package import CARGO_VENDOR_DIR, UPSTREAM_DIR, CargoPackageFieldSet, CargoVendor, CargoVendorRequest
-from redox.goals.package_integration_test import PEX, READELF, configure, materialize, package, readelf, repo_files
+from redox.goals.package_integration_test import READELF, configure, materialize, package, readelf, repo_files
 from redox.goals.source import SourceCheckout, SourceCheckoutRequest
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
@@ -46,8 +46,8 @@ CARGO_CONFIG = (
 DEAD_MIRROR = '[source.crates-io]\nreplace-with = "dead"\n\n[source.dead]\nregistry = "sparse+https://127.0.0.1:9/index/"\n'
 
 pytestmark = pytest.mark.skipif(
-    not (os.path.isfile(PEX) and os.path.isfile(READELF) and os.path.isdir(f"{STD_VENDOR}/cfg-if-1.0.4")),
-    reason="needs the bootstrapped pex (run via ./pants), llvm-22 and rust-src's std vendor",
+    not (os.path.isfile(READELF) and os.path.isdir(f"{STD_VENDOR}/cfg-if-1.0.4")),
+    reason="needs llvm-22 and rust-src's std vendor (3rdparty/tools/host-packages)",
 )
 
 GIT_ENV = {

@@ -22,7 +22,7 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionMembership, UnionRule
 from pants.util.logging import LogLevel
 
-from redox.goals.disk_image import DiskImage, DiskImageSpec, SystemImageRequest
+from redox.goals.disk_image import IMAGE_FORMAT, DiskImage, DiskImageSpec, SystemImageRequest
 from redox.subsystems.image import RedoxImageSubsystem
 from redox.target_types import (
     DiskImageSourceDateEpochField,
@@ -253,7 +253,7 @@ async def system_disk_image(
         esp_size_mib=boot["esp_size_mib"],
         source_date_epoch=epoch,
         require_boot_files=boot["require_boot_files"],
-        output_path=field_set.output_path.value_or_default(file_ending="img"),
+        output_path=field_set.output_path.value_or_default(file_ending=IMAGE_FORMAT),
         origin="option",
         overlay_digest=system.digest,
         overlay=f"{OUT_DIR}/overlay.json",

@@ -53,7 +53,9 @@ def module_file(module: str) -> str:
 
 
 # Tool modules that are packages run through their __main__.
-PACKAGE_MODULES = frozenset({"redox_tools.redoxfs", "redox_tools.sources", "redox_tools.system", "redox_tools.vm"})
+PACKAGE_MODULES = frozenset(
+    {"redox_tools.qcow2", "redox_tools.redoxfs", "redox_tools.sources", "redox_tools.system", "redox_tools.vm"}
+)
 
 
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]+)|import[ \t]+([^\n#]+))", re.M)

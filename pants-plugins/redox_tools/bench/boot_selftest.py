@@ -29,6 +29,7 @@ from typing import List, Optional, Sequence
 
 from redox_tools.errors import run_main
 from redox_tools.vm.boottest import run_boottest
+from redox_tools.vm.cli import detect_image_format
 from redox_tools.vm.config import VmSpec
 from redox_tools.vm.qemu import prepare_qemu_files, qemu_argv
 from redox_tools.vm.screen import parse_check
@@ -62,7 +63,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for i in range(a.n):
         d = tempfile.mkdtemp(prefix="bootbench-", dir="/tmp")
         try:
-            spec = VmSpec(image=a.image, work_dir=d, cpus=a.cpus, memory_mib=a.memory,
+            spec = VmSpec(image=a.image, image_format=detect_image_format(a.image), work_dir=d, cpus=a.cpus, memory_mib=a.memory,
                           debug_exit=a.expect_exit is not None, headless_display=a.graphical)
             prepare_qemu_files(spec)
             t0 = time.monotonic()

@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import pytest
 
-from redox_tools import gpt
+from redox_tools import gpt, qcow2
 from redox_tools.bench.redoxfs_throughput import make_tree
 from redox_tools.manifest import Manifest
 from redox_tools.redoxfs import RedoxFSError, RedoxFSReader, size_needed, vectors, write_redoxfs
@@ -30,7 +30,7 @@ from redox_tools.redoxfs.upstream import (
     without_dir_sizes,
 )
 
-SELFTEST_IMAGE = "images/selftest.img"
+SELFTEST_IMAGE = "images/selftest.qcow2"  # a qcow2 package output: read through its raw image
 REDOXFS_AR_REL = "packages.host/redoxfs-crate/bin/redoxfs-ar"
 BUILDROOT = Path(__file__).resolve().parents[3]
 
@@ -106,9 +106,11 @@ def make_varied_tree(root: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_selftest_image_is_read_by_upstream_as_its_manifest_says() -> None:
-    image = _built(SELFTEST_IMAGE)
-    manifest = Manifest.load(image + ".manifest.json")
+def test_selftest_image_is_read_by_upstream_as_its_manifest_says(tmp_path) -> None:
+    built = _built(SELFTEST_IMAGE)
+    manifest = Manifest.load(built + ".manifest.json")
+    image = str(tmp_path / "selftest.img")
+    qcow2.to_raw(built, image)
     with open(image, "rb") as f:
         _h, parts = gpt.read_gpt(f)
     redox = [p for p in parts if p.name == "REDOX"]

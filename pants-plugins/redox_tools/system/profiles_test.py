@@ -16,7 +16,9 @@ from redox_tools.system.evaluator import mk_force
 from redox_tools.system.buildfiles import read_build_file, system_description
 from redox_tools.system.generate import derived_salt, generate, hash_password
 
-ROOT = os.environ.get("REDOX_PANTS_BUILDROOT") or str(Path(__file__).resolve().parents[3])
+# The repository root in a checkout and in a Pants sandbox alike; the BUILD files it reads are
+# declared inputs (//images:module-build-files).
+ROOT = str(Path(__file__).resolve().parents[3])
 PLUGINS = os.path.join(ROOT, "pants-plugins")
 
 INITRC_DEV = '# Written by redox-pants from environment.variables and environment.shell_aliases.\nalias grep = "grep --color=auto"\nalias ls = "ls --color=auto"\n'

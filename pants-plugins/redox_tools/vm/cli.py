@@ -46,7 +46,8 @@ DEFAULT_RUN_DIR = ".redox-vm"
 
 def _add_vm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", required=True, help="disk image (never modified)")
-    p.add_argument("--image-format", default="raw", choices=("raw", "qcow2"))
+    p.add_argument("--image-format", default="auto", choices=("auto", "raw", "qcow2"),
+                   help="auto (default): qcow2 if the file starts with qcow2's magic, else raw")
     p.add_argument("--hypervisor", default="auto", choices=("auto", "qemu", "cloud-hypervisor"))
     p.add_argument("--ovmf-code", default=VmSpec.firmware_code)
     p.add_argument("--ovmf-vars", default=VmSpec.firmware_vars, help="template; copied per VM")
@@ -68,13 +69,22 @@ def _add_vm_args(p: argparse.ArgumentParser) -> None:
                         "gets a GOP framebuffer, QMP screendump can read it")
 
 
+def detect_image_format(path: str) -> str:
+    """qcow2 when `path` starts with qcow2's magic (the images `./pants package` writes), else raw."""
+    try:
+        with open(path, "rb") as f:
+            return "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
+    except OSError:
+        return "raw"  # a missing image is reported where it is opened
+
+
 def _spec_from_args(a: argparse.Namespace, work_dir: str, **kw: object) -> VmSpec:
     spec = VmSpec(
         image=a.image,
         work_dir=work_dir,
         firmware_code=a.ovmf_code,
         firmware_vars=a.ovmf_vars,
-        image_format=a.image_format,
+        image_format=detect_image_format(a.image) if a.image_format == "auto" else a.image_format,
         balloon=a.balloon,
         serial_log=a.serial_log,
         control_socket=a.socket,
