@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from pants.core.goals.test import (
     TestExtraEnv,
@@ -24,11 +24,13 @@ from pants.engine.addresses import Address
 from pants.engine.fs import RemovePrefix, Snapshot
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from redox.goals.disk_image import DiskImage, DiskImageRequest
+from redox.goals.disk_image import DiskImage, DiskImageRequest, DiskImageSpec
 from redox.goals.source import FallibleSourcesPreflight, SourcesPreflightRequest
+from redox.goals.system import SystemFieldSet, SystemImageSpecRequest
 from redox.subsystems.boot import RedoxBootTestSubsystem, UnavailableSources
 from redox.subsystems.image import RedoxImageSubsystem
 from redox.target_types import (
@@ -131,7 +133,15 @@ async def run_boot_test(
         ),
     )
     if subsystem.unavailable_sources == UnavailableSources.skip:
-        preflight = await Get(FallibleSourcesPreflight, SourcesPreflightRequest(image_address))
+        # A redox_system's packages come from its evaluated options, not from the target graph.
+        image_target = await Get(
+            WrappedTarget, WrappedTargetRequest(image_address, description_of_origin=f"the `image` field of {address}")
+        )
+        roots: Tuple[Address, ...] = ()
+        if SystemFieldSet.is_applicable(image_target.target):
+            spec = await Get(DiskImageSpec, SystemImageSpecRequest(image_address))
+            roots = spec.preflight_roots
+        preflight = await Get(FallibleSourcesPreflight, SourcesPreflightRequest(image_address, roots))
         if preflight.error:
             # Not run is not passed: Pants lists it as "no tests found", and this says why.
             logger.warning(

@@ -220,10 +220,24 @@ async def _check_packages(
     return tuple(addresses)
 
 
+@dataclass(frozen=True)
+class SystemImageSpecRequest:
+    """What a `redox_system`'s disk image is made of (its evaluated options as a DiskImageSpec);
+    boot tests ask for it too, to check the system's sources before building anything."""
+
+    address: Address
+
+
 @rule(desc="Build a Redox system's disk image", level=LogLevel.DEBUG)
-async def system_disk_image(
-    request: SystemImageRequest, image: RedoxImageSubsystem, union_membership: UnionMembership
-) -> DiskImage:
+async def system_disk_image(request: SystemImageRequest) -> DiskImage:
+    spec = await Get(DiskImageSpec, SystemImageSpecRequest(request.address))
+    return await Get(DiskImage, DiskImageSpec, spec)
+
+
+@rule(desc="Evaluate a Redox system's image", level=LogLevel.DEBUG)
+async def system_disk_image_spec(
+    request: SystemImageSpecRequest, image: RedoxImageSubsystem, union_membership: UnionMembership
+) -> DiskImageSpec:
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="redox_system"))
     field_set = SystemFieldSet.create(wrapped.target)
     address = field_set.address
@@ -259,7 +273,7 @@ async def system_disk_image(
         overlay=f"{OUT_DIR}/overlay.json",
         preflight_roots=tuple(sorted(set(packages) | set(boot_addresses))),
     )
-    return await Get(DiskImage, DiskImageSpec, spec)
+    return spec
 
 
 @rule(desc="Package a Redox system", level=LogLevel.DEBUG)
