@@ -977,6 +977,8 @@ class FatReader:
         for i in range(0, len(raw) - 31, 32):
             e = raw[i : i + 32]
             if e[0] == 0:
+                if any(raw[j] for j in range(i + 32, len(raw), 32)):  # fsck.fat reads on and complains
+                    raise FatError(f"directory entry {i // 32 + 1}: an entry after the end-of-directory marker")
                 break
             if e[0] == 0xE5:
                 lfn_parts, lfn_sum = {}, None

@@ -169,3 +169,16 @@ def test_fuzz_fat_reader_fixed_seed() -> None:
     tally = bounded(fuzz_fat, 300, 11)
     assert [tally.counts[c] for c in (CORRUPT, OTHER, MEMORY)] == [0, 0, 0], tally.examples[:5]
     assert tally.counts[ACCEPTED] > 10 and tally.counts[CLEAN] > 100
+
+
+@needs_fsck
+def test_an_entry_after_the_end_of_directory_marker_is_refused() -> None:
+    # found by the 10 000-case bench: fsck.fat reads on past the 0x00 marker and complains
+    img = image()
+    m = FatModel(img)
+    root = m.geo.root_dir_start * m.bps
+    end = next(o for o in range(root, root + m.geo.root_entries * 32, 32) if img[o] == 0)
+    b = bytearray(img)
+    b[end + 32] = 0xD9
+    b[end + 35] = ord("z")
+    judged(bytes(b), "after the end-of-directory marker")
