@@ -37,6 +37,7 @@ from redox_tools import cross_env
 from redox_tools.cargo_build import cargo_config, merge_vendor_dirs
 from redox_tools.driver import load_spec
 from redox_tools.errors import ToolError, run_main
+from redox_tools.sources.cargo_git import read_index
 
 STAGE_PLACEHOLDER = "{stage}"
 
@@ -56,6 +57,7 @@ class MakeSpec:
     make_variables: Dict[str, str] = field(default_factory=dict)
     rustflags: List[str] = field(default_factory=list)
     vendor_dirs: List[str] = field(default_factory=list)
+    git_vendor_dir: Optional[str] = None  # git dependencies laid out by redox_tools.sources.cargo_git
     host_tools: List[str] = field(default_factory=list)  # trees of host packages (their bin/ on PATH)
     sysroot: Optional[str] = None  # a tree to compile and link against
     jobs: int = 0  # 0: the machine's CPU count
@@ -113,7 +115,8 @@ def build_env(spec: MakeSpec, root: str, work: str) -> Dict[str, str]:
     except ToolError as e:
         raise MakeBuildError(f"{spec.package}: {e}") from None
     with open(os.path.join(home, "config.toml"), "w") as f:
-        f.write(cargo_config(vendor))
+        git = read_index(resolve(spec.git_vendor_dir, root)) if spec.git_vendor_dir else ()
+        f.write(cargo_config(vendor, git))
 
     sysroot = resolve(spec.sysroot, root) if spec.sysroot else None
     wrappers = cross_env.write_wrappers(

@@ -13,8 +13,8 @@ from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from redox.goals.cargo_package import CARGO_VENDOR_DIR, CargoVendor, CargoVendorRequest
-from redox.goals.source import PackageSource, PackageSourceRequest
+from redox.goals.cargo_package import CARGO_GIT_DIR, CARGO_VENDOR_DIR, CargoVendor, CargoVendorRequest
+from redox.goals.source import UPSTREAM_DIR, PackageSource, PackageSourceRequest
 from redox.subsystems.toolchain import RedoxToolchainSubsystem
 from redox.target_types import (
     CargoRustflagsField,
@@ -78,19 +78,23 @@ async def build_make_package(field_set: MakePackageFieldSet, toolchain_subsystem
         )
         tree_digest, src_dir = upstream.digest, upstream.root
     else:
+        # The package's own tree, laid out like a checkout (the vendor step looks for Cargo.lock there).
         sources = await Get(HydratedSources, HydrateSourcesRequest(field_set.sources))
-        tree_digest, src_dir = sources.snapshot.digest, address.spec_path
+        tree_digest = await Get(Digest, AddPrefix(sources.snapshot.digest, UPSTREAM_DIR))
+        src_dir = "/".join(p for p in (UPSTREAM_DIR, address.spec_path) if p)
     toolchain = await Get(RedoxToolchain, RedoxToolchainRequest(triple, needs_rust_src=True))
 
     # The crates the tree's Cargo.lock pins (the build's only network step, cached by lock).
     vendor_dirs = []
-    lockfile = f"{src_dir}/Cargo.lock" if src_dir else "Cargo.lock"
+    git_vendor_dir = None
+    lockfile = f"{src_dir}/Cargo.lock"
     found = await Get(Snapshot, DigestSubset(tree_digest, PathGlobs([lockfile])))
     inputs = [tree_digest]
     if lockfile in found.files:
         vendor = await Get(CargoVendor, CargoVendorRequest(address, tree_digest, src_dir, toolchain))
         inputs.append(vendor.digest)
         vendor_dirs.append(CARGO_VENDOR_DIR)
+        git_vendor_dir = CARGO_GIT_DIR
 
     # Host tools (their bin/ first on PATH) and the sysroot: other packages' staged trees.
     refs = [("host_tools", r) for r in field_set.host_tools.value or ()]
@@ -115,6 +119,7 @@ async def build_make_package(field_set: MakePackageFieldSet, toolchain_subsystem
         "make_variables": dict(field_set.make_variables.value or {}),
         "rustflags": list(field_set.rustflags.value or ()),
         "vendor_dirs": vendor_dirs,
+        "git_vendor_dir": git_vendor_dir,
         "host_tools": host_dirs,
         "sysroot": sysroot,
         "path": list(toolchain_subsystem.search_path) + ["/usr/bin", "/bin"],
