@@ -85,7 +85,7 @@ class RedoxSysrootField(TargetReferenceField, StringField):
     alias = "sysroot"
     help = help_text(
         """
-        A `redox_sysroot` target (e.g. `//packages/relibc:relibc`) to compile and link against:
+        A `redox_sysroot` or `redox_make_package` (relibc: `//packages/relibc:relibc`) to compile and link against:
         C gets `-isystem <sysroot>/usr/include` (never host headers); programs are linked by
         ld.lld as `crt0.o crti.o <objects> -L<sysroot>/usr/lib -lc crtn.o` (statically, or
         against libc.so with `linkage="dynamic"`). A build input, not a run-time dependency.
@@ -702,6 +702,101 @@ class RedoxSysrootTarget(Target):
         crtn.o, libm.a, empty libdl.a/libpthread.a/librt.a and the `libraries` (libgcc_eh.a).
         Packages name it in `sysroot`;
         `./pants package` writes it to dist/; images can install it like any package.
+        """
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# redox_make_package
+# ---------------------------------------------------------------------------------------------
+
+
+class MakeSourcesField(MultipleSourcesField):
+    help = "The package's own tree (Makefile, sources, Cargo.lock) when it does not come from a `source`."
+
+
+class MakeCommandsField(StringSequenceField):
+    alias = "make"
+    help = help_text(
+        """
+        Upstream's own make runs, in order, each `make -j<cpus> <entry>` in the source directory
+        (shell-quoted arguments; `{stage}` is the staging directory, the package's root in the
+        image), e.g. `["all", "install DESTDIR={stage}/usr PREFIX="]`. The cross tools are passed
+        as make variables (`TARGET`, `CC`, `CXX`, `AR`, `LD`, `NM`, `OBJCOPY`, `RANLIB`, `STRIP`),
+        so they beat a Makefile's own `CC = <triple>-gcc`.
+        """
+    )
+
+
+class MakeScriptField(StringField):
+    alias = "script"
+    help = help_text(
+        """
+        Instead of `make`: a cookbook-style bash script (`set -euo pipefail`) run in the source
+        directory with the same environment plus `COOKBOOK_SOURCE`, `COOKBOOK_STAGE` (install
+        there) and `COOKBOOK_MAKE_JOBS`.
+        """
+    )
+
+
+class MakeVariablesField(DictStringToStringField):
+    alias = "make_variables"
+    help = help_text(
+        """
+        Extra make variables for every run (they win over the cross tools'): how an upstream
+        Makefile's network steps are neutralised without editing it, e.g. `{"GIT": "true"}` for a
+        `$(GIT) submodule update` line.
+        """
+    )
+
+
+class MakeHostToolsField(TargetReferenceField, StringSequenceField):
+    alias = "host_tools"
+    help = help_text(
+        """
+        Host packages (`rust_target="host"`, e.g. `//packages/host:cbindgen`) whose `bin/` goes
+        first on the build's PATH.
+        """
+    )
+
+
+class MakeSysrootField(TargetReferenceField, StringField):
+    alias = "sysroot"
+    help = help_text(
+        """
+        A package whose tree (usr/include, usr/lib) the target C compiler and linker use as
+        `--sysroot` (e.g. libgcc for relibc's `-lgcc`). Default: an empty one, never the host's.
+        """
+    )
+
+
+class RedoxMakePackageTarget(Target):
+    alias = "redox_make_package"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        MakeSourcesField,
+        CargoSourceField,
+        CargoSourceSubdirField,
+        RedoxDependenciesField,
+        RedoxTargetTripleField,
+        MakeCommandsField,
+        MakeScriptField,
+        MakeVariablesField,
+        CargoRustflagsField,
+        MakeHostToolsField,
+        MakeSysrootField,
+        SysrootInterpreterField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        A package built by its upstream's own entry point (its Makefile, or a cookbook-style
+        script), offline in one sandboxed process, with the Redox cross environment the cookbook
+        gives recipes: TARGET, CC/CXX/AR/LD/NM/OBJCOPY/RANLIB (LLVM, for the target), cc-rs'
+        `CC_<triple>` & co., CARGO with the Cargo.lock's crates vendored (+ the toolchain's std
+        vendor for `-Z build-std`), RUSTC_BOOTSTRAP=1, the target's linker and `rustflags`, `-j`
+        from the machine. What it installs under `{stage}` is the staged tree (symlinks kept).
+        Other packages can name it in `sysroot` (relibc: `make install DESTDIR={stage}/usr`).
         """
     )
 
@@ -1348,6 +1443,7 @@ def target_types():
         RedoxCPackageTarget,
         RedoxFlatBinaryTarget,
         RedoxSysrootTarget,
+        RedoxMakePackageTarget,
         RedoxPackageGroupTarget,
         RedoxDataPackageTarget,
         RedoxInitfsTarget,

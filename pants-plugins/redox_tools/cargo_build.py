@@ -28,6 +28,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from redox_tools import cross_env
 from redox_tools.driver import image_relpath, load_spec
 from redox_tools.errors import ToolError, run_main
 from redox_tools.sources.cargo_git import VendoredGitSource, read_index, source_replacement_config
@@ -212,6 +213,31 @@ def rustflags(spec: Spec, root: str, objects: Sequence[str] = ()) -> List[str]:
         flags.append(f"-Clink-arg=--entry={spec.entry}")
     flags += [f"-Clink-arg={o}" for o in objects]
     return flags + sysroot_link_flags(spec, root) + list(spec.rustflags)
+
+
+def cc_target_env(spec: Spec, root: str, work: str) -> Dict[str, str]:
+    """cc-rs' `CC_<target>`, `AR_<target>`, ... (`redox_tools.cross_env`): build scripts compile
+    target C with the target's clang (against the `sysroot`, else no headers but clang's own),
+    never the host's gcc. Custom target JSONs: named by the JSON's file stem, compiled for its
+    `llvm-target`."""
+    if spec.target == "host":
+        return {}
+    name = triple = spec.target
+    if spec.target == "custom" and spec.target_spec:
+        path = os.path.join(root, spec.crate_dir, spec.target_spec)
+        name = os.path.splitext(os.path.basename(path))[0]
+        try:
+            with open(path) as f:
+                triple = str(json.load(f).get("llvm-target") or name)
+        except (OSError, ValueError):
+            triple = name
+    tools = spec.toolchain.get("tools", {})
+    paths = {str(k): resolve(str(v), root) for k, v in tools.items() if v} if isinstance(tools, dict) else {}
+    sysroot = resolve(spec.sysroot, root) if spec.sysroot else None
+    wrappers = cross_env.write_wrappers(
+        os.path.join(work, "cross-bin"), triple, paths, sysroot, os.path.join(work, "empty-sysroot")
+    )
+    return cross_env.cc_rs_env(name, wrappers)
 
 
 SYSROOT_LINK_FILES = ("crt0.o", "crti.o", "crtn.o", "libc.a")
@@ -512,6 +538,7 @@ def build(spec: Spec) -> List[str]:
         "CARGO_INCREMENTAL": "0",
     }
     env["PATH"] = os.pathsep.join(toolchain_bin_dirs(spec, root) + [env["PATH"]])
+    env.update(cc_target_env(spec, root, work))
     metadata, metadata_error = cargo_metadata(cargo, manifest, env)
     crates = object_crates(spec, metadata, manifest, metadata_error) if spec.emit_object else []
     check_install_names(spec, metadata)

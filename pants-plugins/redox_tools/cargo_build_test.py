@@ -505,3 +505,21 @@ def test_prebuilt_std_replaces_build_std(tmp_path: Path) -> None:
         std_sysroot_flags(spec, str(tmp_path))
     (tmp_path / "__std_sysroot" / "lib" / "rustlib").mkdir(parents=True)
     assert std_sysroot_flags(spec, str(tmp_path)) == [f"--sysroot={tmp_path}/__std_sysroot"]
+
+
+@pytest.mark.skipif(not os.path.isfile("/usr/bin/clang-22"), reason="needs clang-22")
+def test_cc_rs_gets_the_target_compiler_not_the_host_gcc(tmp_path: Path) -> None:
+    from redox_tools.cargo_build import cc_target_env
+
+    tools = {"clang": "/usr/bin/clang-22", "lld": "/usr/bin/ld.lld-22", "ar": "/usr/bin/llvm-ar-22"}
+    env = cc_target_env(spec(toolchain={"tools": tools}), str(tmp_path), str(tmp_path / "w"))
+    cc = env["CC_x86_64_unknown_redox"]
+    assert env["CC_x86_64-unknown-redox"] == cc and "AR_x86_64_unknown_redox" in env
+    assert "--target=x86_64-unknown-redox" in Path(cc).read_text()
+    assert cc_target_env(spec(target="host"), str(tmp_path), str(tmp_path / "w")) == {}
+    crate = tmp_path / "crate"
+    crate.mkdir()
+    (crate / "x86_64-kernel.json").write_text(json.dumps({"llvm-target": "x86_64-unknown-none"}))
+    custom = cc_target_env(spec(target="custom", target_spec="x86_64-kernel.json", toolchain={"tools": tools}),
+                           str(tmp_path), str(tmp_path / "w"))
+    assert "--target=x86_64-unknown-none" in Path(custom["CC_x86_64_kernel"]).read_text()

@@ -23,6 +23,7 @@ from redox.goals.source import PackageSource, PackageSourceRequest
 from redox.subsystems.toolchain import RedoxToolchainSubsystem
 from redox.target_types import (
     REDOX_TRIPLE,
+    RedoxMakePackageTarget,
     RedoxSysrootTarget,
     SysrootArchivesField,
     SysrootCbindgenCommonField,
@@ -200,9 +201,10 @@ async def sysroot_input(request: SysrootInputRequest) -> SysrootInput:
         Address, AddressInput, parse_reference(request.value, relative_to=request.address.spec_path, origin=origin)
     )
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(sysroot_address, description_of_origin=origin))
-    if not isinstance(wrapped.target, RedoxSysrootTarget):
+    if not isinstance(wrapped.target, (RedoxSysrootTarget, RedoxMakePackageTarget)):
         raise PackageBuildError(
-            f"{origin}: {sysroot_address} is a `{wrapped.target.alias}` target; expected a `redox_sysroot`"
+            f"{origin}: {sysroot_address} is a `{wrapped.target.alias}` target; expected a `redox_sysroot` "
+            "or a `redox_make_package` (relibc's own `make install`)"
         )
     tree = await Get(StagedTree, StagedTreeRequest(sysroot_address, origin))
     # Where the image has the loader: the sysroot installs it as usr/lib/<interpreter>.
