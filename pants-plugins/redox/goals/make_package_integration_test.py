@@ -1,0 +1,190 @@
+"""`redox_make_package` end to end through Pants' engine with the real toolchain: the relibc-make
+fixture's own Makefile (`make all` + `make install DESTDIR={stage}/usr PREFIX=`) run with
+cbindgen 0.29.0 built from its crates.io release (`//packages/host:cbindgen`: the real pin of
+3rdparty/redox/sources.lock.toml, fetched from static.crates.io, its Cargo.lock vendored from
+crates.io), and C and Rust std programs linked against what it installs.
+
+Network: crates.io (the cbindgen archive and its crates; the fixture's `cc` crate). Cold on 2
+cores: cbindgen's host build, the fixture's build-std staticlib and hello-std's
+`-Z build-std=std,panic_abort` dominate (see the module's timeout in BUILD).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from pants.backend.python import register as python_backend
+from pants.backend.python import target_types_rules
+from pants.backend.python.util_rules import pex_from_targets
+from pants.core.goals.package import BuiltPackage
+from pants.core.target_types import FileTarget, FilesGeneratorTarget
+from pants.core.util_rules import archive, system_binaries
+from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.testutil.rule_runner import QueryRule, RuleRunner
+
+from redox import register
+from redox.goals.c_package import CPackageFieldSet
+from redox.goals.cargo_package import CargoPackageFieldSet
+from redox.goals.make_package import MakePackageFieldSet
+from redox.goals.package_integration_test import BUILD_FILES, configure, materialize, package, readelf, repo_files
+from redox.goals.package_integration_test import pytestmark as needs_toolchain
+
+pytestmark = needs_toolchain
+FIXTURE = "packages/fixtures/relibc-make"
+LOCK = "3rdparty/redox/sources.lock.toml"
+
+# packages/fixtures/relibc-make/BUILD (BUILD files are not in the fixtures' `files` target), plus
+# the same Makefile run without neutralising its git lines.
+FIXTURE_BUILD = """
+SOURCES = ["Makefile", "Cargo.toml", "Cargo.lock", "build.rs", "renamesyms.sh", "dynlst.txt",
+           "cbindgen.globdefs.toml", "src/**/*", "include/*.h", "openlibm/**/*", "libgcc/*.c"]
+redox_make_package(
+    name="relibc",
+    sources=SOURCES,
+    make=["all", "install DESTDIR={stage}/usr PREFIX=", "install-libgcc DESTDIR={stage}/usr PREFIX="],
+    make_variables={"GIT": "true"},
+    host_tools=["//packages/host:cbindgen"],
+)
+redox_make_package(name="relibc-with-git", sources=SOURCES, make=["all"], make_variables={"GIT": "git-is-not-here"},
+                   host_tools=["//packages/host:cbindgen"])
+redox_c_package(name="hello-c", sources=["hello-c/*.c"], output_kind="executable", sysroot=":relibc",
+                install={"hello-c": "/usr/bin/hello-c"})
+redox_c_package(name="hello-c-dynamic", sources=["hello-c/*.c"], output_kind="executable", sysroot=":relibc",
+                linkage="dynamic", install={"hello-c-dynamic": "/usr/bin/hello-c-dynamic"})
+redox_cargo_package(
+    name="hello-std",
+    sources=["hello-std/Cargo.toml", "hello-std/Cargo.lock", "hello-std/src/**/*.rs"],
+    build_std=["std", "panic_abort"],
+    rustflags=["-Crelocation-model=static"],
+    entry="_start",
+    sysroot=":relibc",
+    install={"hello-std": "/usr/bin/hello-std"},
+)
+"""
+HOST_BUILD = """
+redox_cargo_package(name="cbindgen", sources=[], source="//3rdparty/redox:cbindgen", rust_target="host",
+                    bins=["cbindgen"], install={"cbindgen": "/bin/cbindgen"})
+"""
+
+
+@pytest.fixture(scope="module")
+def rule_runner() -> RuleRunner:
+    rr = RuleRunner(
+        rules=[
+            *register.rules(),
+            *target_types_rules.rules(),
+            *pex_from_targets.rules(),
+            *archive.rules(),
+            *system_binaries.rules(),
+            QueryRule(BuiltPackage, [CargoPackageFieldSet]),
+            QueryRule(BuiltPackage, [CPackageFieldSet]),
+            QueryRule(BuiltPackage, [MakePackageFieldSet]),
+            QueryRule(WrappedTarget, [WrappedTargetRequest]),
+        ],
+        target_types=[*register.target_types(), *python_backend.target_types(), FileTarget, FilesGeneratorTarget],
+    )
+    files = repo_files()
+    reqs = [r.strip() for r in files["3rdparty/python/redox-tools-requirements.txt"].splitlines() if r.strip()]
+    files["3rdparty/python/BUILD"] = "".join(
+        f"python_requirement(name='r{i}', requirements=[{r!r}], resolve='redox-tools')\n" for i, r in enumerate(reqs)
+    )
+    with open(LOCK, encoding="utf-8") as f:
+        lock = f.read()
+    rr.write_files(
+        {
+            **files,
+            "pants-plugins/redox_tools/BUILD": BUILD_FILES["pants-plugins/redox_tools/BUILD"],
+            f"{FIXTURE}/BUILD": FIXTURE_BUILD,
+            "packages/host/BUILD": HOST_BUILD,
+            "3rdparty/redox/BUILD": 'redox_source(name="cbindgen")\n',
+            LOCK: lock,
+        }
+    )
+    configure(rr, search_path=["/usr/bin"])
+    return rr
+
+
+@pytest.fixture(scope="module")
+def sysroot(rule_runner: RuleRunner) -> Path:
+    built = package(rule_runner, Address(FIXTURE, target_name="relibc"), MakePackageFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-relibc")
+    return out / "packages.fixtures.relibc-make/relibc"
+
+
+def test_make_install_has_upstreams_layout(sysroot: Path) -> None:
+    lib = sysroot / "usr/lib"
+    links = {p.name: os.readlink(p) for p in lib.iterdir() if p.is_symlink()}
+    assert links == {"libc.so.6": "libc.so", "ld64.so.1": "libc.so", "crt1.o": "crt0.o", "Scrt1.o": "crt0.o"}
+    files = sorted(p.name for p in lib.iterdir() if not p.is_symlink())
+    assert files == sorted(["libc.a", "libc.so", "crt0.o", "crti.o", "crtn.o", "libm.a", "libdl.a", "libpthread.a",
+                            "librt.a", "libgcc_eh.a"])
+    # One header per src/header/<name>/cbindgen.toml (cbindgen 0.29 reads stdlib's `deprecated`
+    # key, which Debian's 0.24.3 rejects), then the static and openlibm headers.
+    headers = sorted(p.name for p in (sysroot / "usr/include").iterdir())
+    assert headers == ["errno.h", "math.h", "stdio.h", "stdlib.h", "string.h", "unistd.h"]
+    assert "Generated by cbindgen" in (sysroot / "usr/include/stdlib.h").read_text()
+
+
+def test_libc_so_is_linked_like_upstreams(sysroot: Path) -> None:
+    libc_so = sysroot / "usr/lib/libc.so"
+    dynamic = readelf(libc_so, "-d")
+    assert "Library soname: [libc.so.6]" in dynamic
+    assert "(RELR)" in dynamic  # -z pack-relative-relocs
+    assert "(INTERP)" not in readelf(libc_so, "-l")
+    exported = {
+        line.split()[-1]
+        for line in readelf(libc_so, "--dyn-syms").splitlines()
+        if " GLOBAL " in line and " DEFAULT " in line and " UND " not in line
+    }
+    assert {"puts", "write", "malloc", "fabs", "strlen", "_dl_marker"} <= exported
+    # The C of src/c went through cc-rs with the target's clang, not the host's gcc.
+    comments = readelf(sysroot / "usr/lib/libc.a", "-p", ".comment")
+    stdio = comments.split("stdio.o)")[1].split("File:")[0]
+    assert "clang" in stdio and "GCC" not in stdio
+
+
+def test_c_programs_link_against_the_make_installed_sysroot(rule_runner: RuleRunner, sysroot: Path) -> None:
+    built = package(rule_runner, Address(FIXTURE, target_name="hello-c"), CPackageFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-hello-c")
+    static = out / "packages.fixtures.relibc-make/hello-c/usr/bin/hello-c"
+    assert "INTERP" not in readelf(static, "-l") and " puts" in readelf(static, "-s")
+    built = package(rule_runner, Address(FIXTURE, target_name="hello-c-dynamic"), CPackageFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-hello-c-dynamic")
+    dyn = out / "packages.fixtures.relibc-make/hello-c-dynamic/usr/bin/hello-c-dynamic"
+    assert "[Requesting program interpreter: /usr/lib/ld64.so.1]" in readelf(dyn, "-l")
+    assert "Shared library: [libc.so.6]" in readelf(dyn, "-d")
+    undefined = {ln.split()[-1] for ln in readelf(dyn, "--dyn-syms").splitlines() if " UND " in ln and ln.split()[-1] != "UND"}
+    assert {"puts", "fabs"} <= undefined
+
+
+def test_rust_std_program_links_against_the_make_installed_sysroot(rule_runner: RuleRunner, sysroot: Path) -> None:
+    built = package(rule_runner, Address(FIXTURE, target_name="hello-std"), CargoPackageFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-hello-std")
+    program = out / "packages.fixtures.relibc-make/hello-std/usr/bin/hello-std"
+    header = readelf(program, "-h")
+    assert "EXEC (Executable file)" in header and "X86-64" in header
+    symbols = readelf(program, "-s")
+    for name in ("_start", "write", "malloc", "_Unwind_Backtrace"):
+        assert f" {name}\n" in symbols + "\n", name
+    assert "INTERP" not in readelf(program, "-l")
+
+
+def test_cbindgen_is_the_crates_io_release(rule_runner: RuleRunner, sysroot: Path) -> None:
+    built = package(rule_runner, Address("packages/host", target_name="cbindgen"), CargoPackageFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-cbindgen")
+    cbindgen = out / "packages.host/cbindgen/bin/cbindgen"
+    version = subprocess.run([str(cbindgen), "--version"], check=True, capture_output=True, text=True).stdout
+    assert version.strip() == "cbindgen 0.29.0"
+
+
+def test_makefile_git_lines_must_be_neutralised(rule_runner: RuleRunner) -> None:
+    with pytest.raises(ExecutionError) as excinfo:
+        package(rule_runner, Address(FIXTURE, target_name="relibc-with-git"), MakePackageFieldSet)
+    message = str(excinfo.value)
+    assert f"{FIXTURE}:relibc-with-git: `make all` failed" in message
+    assert "git-is-not-here" in message
+    assert "Traceback" not in message.split("PackageBuildError")[-1]
