@@ -104,6 +104,10 @@ def rule_runner() -> RuleRunner:
             LOCK: lock,
         }
     )
+    # write_files drops the exec bit the repository gives the fixture's scripts (the Makefile runs
+    # ./renamesyms.sh as upstream's does); Pants records it in the sources' digest.
+    for script in Path(rr.build_root, FIXTURE).rglob("*.sh"):
+        script.chmod(0o755)
     configure(rr, search_path=["/usr/bin"])
     return rr
 
