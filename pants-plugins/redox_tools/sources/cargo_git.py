@@ -105,15 +105,20 @@ class LockedCrate:
         return f"{self.name}-{self.version}"
 
 
-def lock_git_sources(lockfile: str) -> Dict[GitSource, List[LockedCrate]]:
-    """Every git source of `lockfile` and the crates the lock takes from it (lock order)."""
+def load_cargo_lock(lockfile: str) -> Dict[str, Any]:
+    """A Cargo.lock as data; a missing or malformed lock is one line naming the file."""
     try:
         with open(lockfile, "rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ToolError(f"{lockfile} not found") from None
     except tomllib.TOMLDecodeError as e:
         raise ToolError(f"{lockfile}: not a valid Cargo.lock: {e}") from None
+
+
+def lock_git_sources(lockfile: str) -> Dict[GitSource, List[LockedCrate]]:
+    """Every git source of `lockfile` and the crates the lock takes from it (lock order)."""
+    data = load_cargo_lock(lockfile)
     out: Dict[GitSource, List[LockedCrate]] = {}
     for p in data.get("package", []) or []:
         src = p.get("source", "")

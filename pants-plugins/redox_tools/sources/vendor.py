@@ -100,13 +100,7 @@ class VendorCheck:
 
 def read_lock_packages(lockfile: str) -> List[LockedPackage]:
     """The packages of a Cargo.lock that come from a registry or git (path/workspace ones skipped)."""
-    try:
-        with open(lockfile, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ToolError(f"{lockfile} not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ToolError(f"{lockfile}: not a valid Cargo.lock: {e}") from None
+    data = cargo_git.load_cargo_lock(lockfile)
     meta: Mapping[str, str] = data.get("metadata", {}) or {}
     out = []
     for p in data.get("package", []) or []:
