@@ -41,7 +41,7 @@ class CSpec:
     cflags: List[str] = field(default_factory=list)
     output_kind: str = "object"
     sysroot_include: Optional[str] = None
-    sysroot: Optional[str] = None  # a relibc-shaped sysroot tree (usr/include, usr/lib)
+    sysroot: Optional[str] = None  # a relibc sysroot tree (usr/include, usr/lib)
     lld: Optional[str] = None
     linkage: str = "static"  # or "dynamic": against the sysroot's libc.so
     interpreter: Optional[str] = None  # PT_INTERP for a dynamic executable (/usr/lib/ld64.so.1)

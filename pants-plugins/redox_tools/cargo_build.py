@@ -71,7 +71,7 @@ class Spec:
     vendor_dirs: List[str] = field(default_factory=list)
     git_vendor_dir: Optional[str] = None  # git dependencies laid out by redox_tools.sources.cargo_git
     install: Dict[str, str] = field(default_factory=dict)
-    sysroot: Optional[str] = None  # a relibc-shaped sysroot tree to link programs against
+    sysroot: Optional[str] = None  # a sysroot tree (relibc's install [+ libgcc]) to link programs against
     linkage: str = "static"  # or "dynamic": against the sysroot's libc.so (needs `interpreter`)
     interpreter: Optional[str] = None  # PT_INTERP of dynamically linked programs (/usr/lib/ld64.so.1)
     # A prebuilt std for `build_std` (redox_tools.stdlib.build): `--sysroot` instead of -Z build-std.
@@ -245,7 +245,7 @@ LINKAGES = ("static", "dynamic")
 
 
 def sysroot_link_flags(spec: Spec, root: str) -> List[str]:
-    """Link programs against a relibc-shaped sysroot: `crt0.o crti.o <objects> -L<lib> -lc crtn.o`
+    """Link programs against a relibc sysroot: `crt0.o crti.o <objects> -L<lib> -lc crtn.o`
     (the crt objects before everything through `-Z pre-link-arg`, libc and crtn after).
 
     Static (the target's crt-static default): libc.a, and std's `-lgcc_eh` from the same

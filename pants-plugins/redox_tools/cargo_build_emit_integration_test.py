@@ -27,8 +27,8 @@ pytestmark = needs_toolchain
 
 
 def test_emit_object_is_relocatable_with_start(tmp_path: Path) -> None:
-    crate = tmp_path / "packages" / "fixtures" / "relibc-shaped" / "crt0-rust"
-    shutil.copytree(FIXTURES / "relibc-shaped" / "crt0-rust", crate, ignore=shutil.ignore_patterns("target"))
+    crate = tmp_path / "packages" / "fixtures" / "crt0-rust"
+    shutil.copytree(FIXTURES / "crt0-rust", crate, ignore=shutil.ignore_patterns("target"))
     # crt0's std: its manifest's profile, no rustflags (position-independent).
     std = build_std(tmp_path / "std", std_spec(rustflags=[]))
     code, out, err = run(tmp_path, crt0_spec(std_sysroot=mount_std(tmp_path, std)))
@@ -45,7 +45,7 @@ def test_emit_object_is_relocatable_with_start(tmp_path: Path) -> None:
     # A name that is not `<crate>.o` is refused before the (long) build.
     bad = crt0_spec(install={"libcrt0.a": "/usr/lib/libcrt0.a"}, std_sysroot="__std_sysroot")
     code, _out, err = run(tmp_path, bad, "bad.json")
-    assert_one_error(code, err, "`install` names `libcrt0.a`", "crt0.o", package="packages/fixtures/relibc-shaped:crt0-rust")
+    assert_one_error(code, err, "`install` names `libcrt0.a`", "crt0.o", package="packages/fixtures/crt0-rust:crt0-rust")
 
 
 def test_emit_object_needs_a_lib(tmp_path: Path) -> None:

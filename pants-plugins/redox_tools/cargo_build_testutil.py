@@ -193,10 +193,10 @@ def base_pass_spec(members: List[str], install: Dict[str, str]) -> Dict[str, obj
 
 
 def crt0_spec(**overrides: object) -> Dict[str, object]:
-    """The spec of packages/fixtures/relibc-shaped:crt0-rust (`emit_object=True`)."""
+    """The spec of packages/fixtures/crt0-rust:crt0-rust (`emit_object=True`)."""
     spec = hello_spec(
-        package="packages/fixtures/relibc-shaped:crt0-rust",
-        crate_dir="packages/fixtures/relibc-shaped/crt0-rust",
+        package="packages/fixtures/crt0-rust:crt0-rust",
+        crate_dir="packages/fixtures/crt0-rust",
         entry=None,
         rustflags=[],
         emit_object=True,

@@ -1,4 +1,4 @@
-"""What every package build driver (cargo_build, c_build, sysroot_build, flat_binary) shares:
+"""What every package build driver (cargo_build, c_build, make_build, flat_binary) shares:
 reading its JSON spec into its dataclass, checking `install` paths, and staging outputs under
 `out_dir` at their image paths. Errors are the caller's ToolError subclass, naming the package."""
 from __future__ import annotations

@@ -2,7 +2,8 @@
 fixture's own Makefile (`make all` + `make install DESTDIR={stage}/usr PREFIX=`) run with
 cbindgen 0.29.0 built from its crates.io release (`//packages/host:cbindgen`: the real pin of
 3rdparty/redox/sources.lock.toml, fetched from static.crates.io, its Cargo.lock vendored from
-crates.io), and C and Rust std programs linked against what it installs.
+crates.io), and C, no_std Rust and Rust std programs linked against what it installs (the std
+program against `:sysroot`, a `redox_sysroot` of that install plus a libgcc stand-in).
 
 Network: crates.io (the cbindgen archive and its crates; the fixture's `cc` crate). Cold on 2
 cores: cbindgen's host build, the fixture's build-std staticlib and hello-std's
@@ -30,6 +31,7 @@ from redox import register
 from redox.goals.c_package import CPackageFieldSet
 from redox.goals.cargo_package import CargoPackageFieldSet
 from redox.goals.make_package import MakePackageFieldSet
+from redox.goals.sysroot import SysrootFieldSet
 from redox.goals.package_integration_test import BUILD_FILES, configure, materialize, package, readelf, repo_files
 from redox.goals.package_integration_test import pytestmark as needs_toolchain
 
@@ -41,14 +43,22 @@ LOCK = "3rdparty/redox/sources.lock.toml"
 # the same Makefile run without neutralising its git lines.
 FIXTURE_BUILD = """
 SOURCES = ["Makefile", "Cargo.toml", "Cargo.lock", "build.rs", "renamesyms.sh", "dynlst.txt",
-           "cbindgen.globdefs.toml", "src/**/*", "include/*.h", "openlibm/**/*", "libgcc/*.c"]
+           "cbindgen.globdefs.toml", "src/**/*", "include/*.h", "openlibm/**/*"]
 redox_make_package(
     name="relibc",
     sources=SOURCES,
-    make=["all", "install DESTDIR={stage}/usr PREFIX=", "install-libgcc DESTDIR={stage}/usr PREFIX="],
+    make=["all", "install DESTDIR={stage}/usr PREFIX="],
     make_variables={"GIT": "true"},
     host_tools=["//packages/host:cbindgen"],
 )
+redox_c_package(name="libgcc", sources=["libgcc/*.c"], output_kind="static_lib", cflags=["-fPIC"],
+                install={"liblibgcc.a": "/usr/lib/libgcc_eh.a"})
+redox_sysroot(name="sysroot", trees=[":relibc", ":libgcc"])
+# The same libgcc twice merges; a second libc.a does not.
+redox_sysroot(name="sysroot-twice", trees=[":relibc", ":libgcc", ":libgcc"])
+redox_c_package(name="other-libc", sources=["libgcc/*.c"], output_kind="static_lib",
+                install={"libother-libc.a": "/usr/lib/libc.a"})
+redox_sysroot(name="sysroot-clash", trees=[":relibc", ":other-libc"])
 redox_make_package(name="relibc-with-git", sources=SOURCES, make=["all"], make_variables={"GIT": "git-is-not-here"},
                    host_tools=["//packages/host:cbindgen"])
 redox_c_package(name="hello-c", sources=["hello-c/*.c"], output_kind="executable", sysroot=":relibc",
@@ -61,8 +71,26 @@ redox_cargo_package(
     build_std=["std", "panic_abort"],
     rustflags=["-Crelocation-model=static"],
     entry="_start",
-    sysroot=":relibc",
+    sysroot=":sysroot",
     install={"hello-std": "/usr/bin/hello-std"},
+)
+redox_cargo_package(
+    name="hello-rust",
+    sources=["hello-rust/Cargo.toml", "hello-rust/Cargo.lock", "hello-rust/src/**/*.rs"],
+    build_std=["core", "compiler_builtins"],
+    rustflags=["-Crelocation-model=static", "-Ctarget-feature=+crt-static"],
+    entry="_start",
+    sysroot=":relibc",
+    install={"hello-rust": "/usr/bin/hello-rust"},
+)
+redox_cargo_package(
+    name="hello-rust-dynamic",
+    sources=["hello-rust/Cargo.toml", "hello-rust/Cargo.lock", "hello-rust/src/**/*.rs"],
+    build_std=["core", "compiler_builtins"],
+    entry="_start",
+    sysroot=":relibc",
+    linkage="dynamic",
+    install={"hello-rust": "/usr/bin/hello-rust-dynamic"},
 )
 """
 HOST_BUILD = """
@@ -83,6 +111,7 @@ def rule_runner() -> RuleRunner:
             QueryRule(BuiltPackage, [CargoPackageFieldSet]),
             QueryRule(BuiltPackage, [CPackageFieldSet]),
             QueryRule(BuiltPackage, [MakePackageFieldSet]),
+            QueryRule(BuiltPackage, [SysrootFieldSet]),
             QueryRule(WrappedTarget, [WrappedTargetRequest]),
         ],
         target_types=[*register.target_types(), *python_backend.target_types(), FileTarget, FilesGeneratorTarget],
@@ -125,7 +154,7 @@ def test_make_install_has_upstreams_layout(sysroot: Path) -> None:
     assert links == {"libc.so.6": "libc.so", "ld64.so.1": "libc.so", "crt1.o": "crt0.o", "Scrt1.o": "crt0.o"}
     files = sorted(p.name for p in lib.iterdir() if not p.is_symlink())
     assert files == sorted(["libc.a", "libc.so", "crt0.o", "crti.o", "crtn.o", "libm.a", "libdl.a", "libpthread.a",
-                            "librt.a", "libgcc_eh.a"])
+                            "librt.a"])
     # One header per src/header/<name>/cbindgen.toml (cbindgen 0.29 reads stdlib's `deprecated`
     # key, which Debian's 0.24.3 rejects), then the static and openlibm headers.
     headers = sorted(p.name for p in (sysroot / "usr/include").iterdir())
@@ -175,6 +204,53 @@ def test_rust_std_program_links_against_the_make_installed_sysroot(rule_runner: 
     for name in ("_start", "write", "malloc", "_Unwind_Backtrace"):
         assert f" {name}\n" in symbols + "\n", name
     assert "INTERP" not in readelf(program, "-l")
+
+
+def test_no_std_rust_programs_link_statically_and_dynamically(rule_runner: RuleRunner, sysroot: Path) -> None:
+    built = package(rule_runner, Address(FIXTURE, target_name="hello-rust"), CargoPackageFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-hello-rust")
+    static = out / "packages.fixtures.relibc-make/hello-rust/usr/bin/hello-rust"
+    assert "INTERP" not in readelf(static, "-l")
+    assert " _start\n" in readelf(static, "-s") + "\n" and " puts\n" in readelf(static, "-s") + "\n"
+    built = package(rule_runner, Address(FIXTURE, target_name="hello-rust-dynamic"), CargoPackageFieldSet)
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / "dist-hello-rust-dynamic")
+    dyn = out / "packages.fixtures.relibc-make/hello-rust-dynamic/usr/bin/hello-rust-dynamic"
+    assert "[Requesting program interpreter: /usr/lib/ld64.so.1]" in readelf(dyn, "-l")
+    assert "Shared library: [libc.so.6]" in readelf(dyn, "-d")
+
+
+def test_sysroot_is_the_install_plus_libgcc(rule_runner: RuleRunner, sysroot: Path) -> None:
+    trees = {}
+    for name in ("sysroot", "sysroot-twice"):
+        built = package(rule_runner, Address(FIXTURE, target_name=name), SysrootFieldSet)
+        out = materialize(rule_runner, built, Path(rule_runner.build_root) / f"dist-{name}")
+        root = out / f"packages.fixtures.relibc-make/{name}"
+        trees[name] = {
+            str(p.relative_to(root)): (os.readlink(p) if p.is_symlink() else p.read_bytes())
+            for p in sorted(root.rglob("*"))
+            if p.is_symlink() or p.is_file()
+        }
+    install = {
+        str(p.relative_to(sysroot)): (os.readlink(p) if p.is_symlink() else p.read_bytes())
+        for p in sorted(sysroot.rglob("*"))
+        if p.is_symlink() or p.is_file()
+    }
+    merged = trees["sysroot"]
+    # relibc's install unchanged (symlinks kept as symlinks), libgcc_eh.a beside it.
+    assert {k: v for k, v in merged.items() if k != "usr/lib/libgcc_eh.a"} == install
+    assert merged["usr/lib/libgcc_eh.a"][:8] == b"!<arch>\n"
+    assert trees["sysroot-twice"] == merged
+
+
+def test_sysroot_trees_that_disagree_are_one_clear_error(rule_runner: RuleRunner, sysroot: Path) -> None:
+    with pytest.raises(ExecutionError) as excinfo:
+        package(rule_runner, Address(FIXTURE, target_name="sysroot-clash"), SysrootFieldSet)
+    message = str(excinfo.value)
+    assert (
+        f"{FIXTURE}:sysroot-clash: its `trees` install the same path with different contents: "
+        f"usr/lib/libc.a (from {FIXTURE}:relibc and {FIXTURE}:other-libc)"
+    ) in message
+    assert "Traceback" not in message.split("PackageBuildError")[-1]
 
 
 def test_cbindgen_is_the_crates_io_release(rule_runner: RuleRunner, sysroot: Path) -> None:

@@ -68,7 +68,7 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-# relibc-shaped: a header in include/ and an openlibm-like library beside it.
+# relibc-like: a header in include/ and an openlibm-like library beside it.
 C_UPSTREAM = {
     "include/mlib_defs.h": "#define MLIB_TWO 2\n",
     "mlib/include/mlib.h": "double mlib_twice(double);\nint mlib_abs(int);\n",
