@@ -15,14 +15,13 @@ so objects do not record the sandbox directory.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from redox_tools.driver import image_relpath, load_spec, stage
+from redox_tools.driver import image_relpath, load_spec, spec_main, stage
 from redox_tools.errors import ToolError, run_main
 
 
@@ -264,12 +263,7 @@ def build(spec: CSpec) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m redox_tools.c_build")
-    parser.add_argument("spec")
-    args = parser.parse_args(argv)
-    for p in build(load_spec(CSpec, args.spec, CBuildError, "C build")):
-        print(p)
-    return 0
+    return spec_main("redox_tools.c_build", __doc__, lambda path: build(load_spec(CSpec, path, CBuildError, "C build")), argv)
 
 
 if __name__ == "__main__":

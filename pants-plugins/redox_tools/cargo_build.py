@@ -19,7 +19,6 @@ Every failure the user can fix becomes one `error:` line naming the package and 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from redox_tools import cross_env
-from redox_tools.driver import image_relpath, load_spec
+from redox_tools.driver import image_relpath, load_spec, spec_main
 from redox_tools.errors import ToolError, run_main
 from redox_tools.sources.cargo_git import VendoredGitSource, read_index, source_replacement_config
 
@@ -718,12 +717,7 @@ def stage_outputs(spec: Spec, out_root: str, staged: str) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m redox_tools.cargo_build", description=__doc__.splitlines()[0])
-    parser.add_argument("spec", help="JSON build spec")
-    args = parser.parse_args(argv)
-    for path in build(Spec.load(args.spec)):
-        print(path)
-    return 0
+    return spec_main("redox_tools.cargo_build", __doc__, lambda path: build(Spec.load(path)), argv)
 
 
 if __name__ == "__main__":

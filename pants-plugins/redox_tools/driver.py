@@ -3,14 +3,24 @@ reading its JSON spec into its dataclass, checking `install` paths, and staging 
 `out_dir` at their image paths. Errors are the caller's ToolError subclass, naming the package."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
-from typing import Any, Iterable, List, Tuple, Type, TypeVar
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from redox_tools.errors import ToolError
 
 T = TypeVar("T")
+
+
+def spec_main(module: str, doc: Optional[str], build: Callable[[str], Iterable[str]], argv: Optional[Sequence[str]]) -> int:
+    """The command line every driver has: `python -m <module> SPEC.json`, printing what it staged."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=(doc or "").strip().splitlines()[0])
+    parser.add_argument("spec", help="JSON build spec")
+    for line in build(parser.parse_args(argv).spec):
+        print(line)
+    return 0
 
 
 def load_spec(cls: Type[T], path: str, error: Type[ToolError], what: str) -> T:

@@ -16,14 +16,13 @@ symbols, with split_debug).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from redox_tools.driver import image_relpath, load_spec, stage
+from redox_tools.driver import image_relpath, load_spec, spec_main, stage
 from redox_tools.errors import ToolError, run_main
 
 
@@ -177,12 +176,7 @@ def build(spec: FlatBinarySpec) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m redox_tools.flat_binary")
-    parser.add_argument("spec")
-    args = parser.parse_args(argv)
-    for p in build(load_spec(FlatBinarySpec, args.spec, FlatBinaryError, "flat binary")):
-        print(p)
-    return 0
+    return spec_main("redox_tools.flat_binary", __doc__, lambda path: build(load_spec(FlatBinarySpec, path, FlatBinaryError, "flat binary")), argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ below it).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import shutil
@@ -35,7 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 from redox_tools import cross_env
 from redox_tools.cargo_build import cargo_config, merge_vendor_dirs
-from redox_tools.driver import load_spec
+from redox_tools.driver import load_spec, spec_main
 from redox_tools.errors import ToolError, run_main
 from redox_tools.sources.cargo_git import read_index
 
@@ -231,12 +230,7 @@ def build(spec: MakeSpec) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m redox_tools.make_build", description=__doc__.splitlines()[0])
-    parser.add_argument("spec", help="JSON build spec")
-    args = parser.parse_args(argv)
-    for path in build(MakeSpec.load(args.spec)):
-        print(path)
-    return 0
+    return spec_main("redox_tools.make_build", __doc__, lambda path: build(MakeSpec.load(path)), argv)
 
 
 if __name__ == "__main__":

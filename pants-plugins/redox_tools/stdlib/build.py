@@ -20,7 +20,6 @@ Rust packages then build with `--sysroot=<out_dir>` in their target RUSTFLAGS an
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from redox_tools.driver import load_spec
+from redox_tools.driver import load_spec, spec_main
 from redox_tools.errors import ToolError, run_main
 
 DUMMY_CRATE = "redox_pants_std"
@@ -218,12 +217,7 @@ def indent(text: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m redox_tools.stdlib.build", description=__doc__.splitlines()[0])
-    parser.add_argument("spec", help="JSON std build spec")
-    args = parser.parse_args(argv)
-    for name in build(Spec.load(args.spec)):
-        print(name)
-    return 0
+    return spec_main("redox_tools.stdlib.build", __doc__, lambda path: build(Spec.load(path)), argv)
 
 
 if __name__ == "__main__":
