@@ -39,59 +39,22 @@ pytestmark = needs_toolchain
 FIXTURE = "packages/fixtures/relibc-make"
 LOCK = "3rdparty/redox/sources.lock.toml"
 
-# packages/fixtures/relibc-make/BUILD (BUILD files are not in the fixtures' `files` target), plus
-# the same Makefile run without neutralising its git lines.
-FIXTURE_BUILD = """
-SOURCES = ["Makefile", "Cargo.toml", "Cargo.lock", "build.rs", "renamesyms.sh", "dynlst.txt",
-           "cbindgen.globdefs.toml", "src/**/*", "include/*.h", "openlibm/**/*"]
+# Beside the fixture's own BUILD (packages/fixtures:relibc-make-build): its Makefile run without
+# neutralising its git lines, and sysroots whose trees agree and disagree.
+TEST_BUILD = """
 redox_make_package(
-    name="relibc",
-    sources=SOURCES,
-    make=["all", "install DESTDIR={stage}/usr PREFIX="],
-    make_variables={"GIT": "true"},
+    name="relibc-with-git",
+    sources=["Makefile", "Cargo.toml", "Cargo.lock", "build.rs", "renamesyms.sh", "dynlst.txt",
+             "cbindgen.globdefs.toml", "src/**/*", "include/*.h", "openlibm/**/*"],
+    make=["all"],
+    make_variables={"GIT": "git-is-not-here"},
     host_tools=["//packages/host:cbindgen"],
 )
-redox_c_package(name="libgcc", sources=["libgcc/*.c"], output_kind="static_lib", cflags=["-fPIC"],
-                install={"liblibgcc.a": "/usr/lib/libgcc_eh.a"})
-redox_sysroot(name="sysroot", trees=[":relibc", ":libgcc"])
 # The same libgcc twice merges; a second libc.a does not.
 redox_sysroot(name="sysroot-twice", trees=[":relibc", ":libgcc", ":libgcc"])
 redox_c_package(name="other-libc", sources=["libgcc/*.c"], output_kind="static_lib",
                 install={"libother-libc.a": "/usr/lib/libc.a"})
 redox_sysroot(name="sysroot-clash", trees=[":relibc", ":other-libc"])
-redox_make_package(name="relibc-with-git", sources=SOURCES, make=["all"], make_variables={"GIT": "git-is-not-here"},
-                   host_tools=["//packages/host:cbindgen"])
-redox_c_package(name="hello-c", sources=["hello-c/*.c"], output_kind="executable", sysroot=":relibc",
-                install={"hello-c": "/usr/bin/hello-c"})
-redox_c_package(name="hello-c-dynamic", sources=["hello-c/*.c"], output_kind="executable", sysroot=":relibc",
-                linkage="dynamic", install={"hello-c-dynamic": "/usr/bin/hello-c-dynamic"})
-redox_cargo_package(
-    name="hello-std",
-    sources=["hello-std/Cargo.toml", "hello-std/Cargo.lock", "hello-std/src/**/*.rs"],
-    build_std=["std", "panic_abort"],
-    rustflags=["-Crelocation-model=static"],
-    entry="_start",
-    sysroot=":sysroot",
-    install={"hello-std": "/usr/bin/hello-std"},
-)
-redox_cargo_package(
-    name="hello-rust",
-    sources=["hello-rust/Cargo.toml", "hello-rust/Cargo.lock", "hello-rust/src/**/*.rs"],
-    build_std=["core", "compiler_builtins"],
-    rustflags=["-Crelocation-model=static", "-Ctarget-feature=+crt-static"],
-    entry="_start",
-    sysroot=":relibc",
-    install={"hello-rust": "/usr/bin/hello-rust"},
-)
-redox_cargo_package(
-    name="hello-rust-dynamic",
-    sources=["hello-rust/Cargo.toml", "hello-rust/Cargo.lock", "hello-rust/src/**/*.rs"],
-    build_std=["core", "compiler_builtins"],
-    entry="_start",
-    sysroot=":relibc",
-    linkage="dynamic",
-    install={"hello-rust": "/usr/bin/hello-rust-dynamic"},
-)
 """
 HOST_BUILD = """
 redox_cargo_package(name="cbindgen", sources=[], source="//3rdparty/redox:cbindgen", rust_target="host",
@@ -127,7 +90,7 @@ def rule_runner() -> RuleRunner:
         {
             **files,
             "pants-plugins/redox_tools/BUILD": BUILD_FILES["pants-plugins/redox_tools/BUILD"],
-            f"{FIXTURE}/BUILD": FIXTURE_BUILD,
+            f"{FIXTURE}/BUILD": Path(FIXTURE, "BUILD").read_text(encoding="utf-8") + TEST_BUILD,
             "packages/host/BUILD": HOST_BUILD,
             "3rdparty/redox/BUILD": 'redox_source(name="cbindgen")\n',
             LOCK: lock,

@@ -51,7 +51,7 @@ def repo_files() -> Dict[str, str]:
                 if "__pycache__" in path:
                     continue
                 dest = f"pants-plugins/{path}" if root == "redox_tools" else path
-                if dest.endswith("_test.py"):
+                if dest.endswith("_test.py") or name == "BUILD":  # a test writes the BUILD files it means
                     continue
                 with open(path, encoding="utf-8", errors="surrogateescape") as f:
                     files[dest] = f.read()
