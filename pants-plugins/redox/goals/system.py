@@ -161,6 +161,7 @@ class EvaluatedSystem:
     digest: Digest  # OUT_DIR/{config.json, overlay.json, files/...}
     config_json: str  # the evaluated configuration (secrets redacted)
     packages: Tuple[str, ...]
+    drop_drivers: Tuple[str, ...] = ()  # the drivers `hardware.drivers` leaves out of the image
 
     @property
     def config(self) -> Dict[str, Any]:
@@ -195,8 +196,11 @@ async def evaluate_system(request: EvaluatedSystemRequest) -> EvaluatedSystem:
             logger.warning(f"{request.address}: {line[len('warning: '):]}")
     contents = await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{OUT_DIR}/config.json"])))
     config_json = contents[0].content.decode()
-    packages = tuple(json.loads(config_json)["packages"])
-    return EvaluatedSystem(request.address, result.output_digest, config_json, packages)
+    evaluated = json.loads(config_json)
+    return EvaluatedSystem(
+        request.address, result.output_digest, config_json, tuple(evaluated["packages"]),
+        tuple(evaluated["drop_drivers"]),
+    )
 
 
 async def _check_packages(
@@ -272,6 +276,7 @@ async def system_disk_image_spec(
         overlay_digest=system.digest,
         overlay=f"{OUT_DIR}/overlay.json",
         preflight_roots=tuple(sorted(set(packages) | set(boot_addresses))),
+        drop_drivers=system.drop_drivers,
     )
     return spec
 
