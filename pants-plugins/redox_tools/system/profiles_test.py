@@ -130,6 +130,7 @@ def test_cloud():
         "sb16d", "usbctl", "usbhidd", "usbhubd", "usbscsid", "vboxd", "xhcid",
     ]
     assert config["virtualisation"]["network"] == "tap" and config["virtualisation"]["tap"] == "tap0"
+    assert config["virtualisation"]["nic_model"] == "virtio-net-pci"  # its driver is among virtio-only's
     assert {p: text(files, p) for p in files if p.startswith("/etc/net/")} == {
         "/etc/net/dns": "9.9.9.9\n", "/etc/net/ip": "172.30.0.2\n", "/etc/net/ip_router": "172.30.0.1\n",
         "/etc/net/ip_subnet": "255.255.255.0\n",
@@ -223,6 +224,10 @@ def run_cli(tmp_path, config, *extra):
          "error: option `hardware.drivers` (set in //t:bad): unknown driver `virtio-net` (did you mean `virtio-netd`?); "
          "known drivers: ac97d, ahcid, e1000d, ided, ihdad, ihdgd, ixgbed, nvmed, rtl8139d, rtl8168d, sb16d, usbctl, "
          "usbhidd, usbhubd, usbscsid, vboxd, virtio-blkd, virtio-gpud, virtio-netd, xhcid"),
+        ({"hardware": {"drivers": "virtio-only"}, "virtualisation": {"network": "user"}},
+         "error: option `virtualisation.nic_model`: the VM's NIC `e1000` (network `user`) needs the driver e1000d, "
+         "which `hardware.drivers` (set in //t:bad) leaves out; set virtualisation.nic_model to one whose driver "
+         "is there (virtio-net-pci) or add e1000d"),
         ({"hardware": {"drivers": "virtio"}}, "error: option `hardware.drivers` in module //t:bad: expected one of all | virtio-only or list of str"),
     ],
 )
