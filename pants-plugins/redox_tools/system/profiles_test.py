@@ -310,3 +310,16 @@ def test_selftest_drivers_subset_through_cli(tmp_path):
     build_id = {f.path: f for f in generate(config, data["system"])}["/usr/lib/os-release"].data
     config["hardware"]["drivers"] = "all"
     assert {f.path: f for f in generate(config, data["system"])}["/usr/lib/os-release"].data != build_id
+
+
+def test_driver_names_are_upstream_bases():
+    """`hardware.drivers` knows exactly the drivers base's Makefile builds (the package catalog,
+    a declared input: 3rdparty/redox/redox-packages.toml)."""
+    import tomllib
+
+    from redox_tools.system.options.hardware import INITFS_DRIVERS, ROOTFS_DRIVERS
+
+    with open(os.path.join(ROOT, "3rdparty/redox/redox-packages.toml"), "rb") as f:
+        make = tomllib.load(f)["packages"]["base"]["make_variables"]
+    assert list(ROOTFS_DRIVERS) == make["DRIVERS_BINS"]
+    assert list(INITFS_DRIVERS) == make["INITFS_DRIVERS_BINS"]
