@@ -1274,7 +1274,7 @@ class SystemConfigField(Field):
             ) from None
 
 
-class ModuleImportsField(StringSequenceField):
+class ModuleImportsField(TargetReferenceField, StringSequenceField):
     alias = "imports"
     help = "Other `redox_module` targets this module builds on (their definitions come first)."
 
@@ -1291,9 +1291,15 @@ class RedoxModuleTarget(Target):
     )
 
 
-class SystemModulesField(StringSequenceField):
+class SystemModulesField(TargetReferenceField, StringSequenceField):
     alias = "modules"
-    help = "The `redox_module` targets making up the system (with everything they import)."
+    help = help_text(
+        """
+        The `redox_module` targets making up the system (with everything they import). `./pants
+        dependencies` shows them and the packages the evaluated options name
+        (`environment.system_packages`, `boot.*`).
+        """
+    )
 
 
 class RedoxSystemTarget(Target):

@@ -5,7 +5,7 @@ Run by the image rules inside a sandbox (and by hand):
     python -m redox_tools.assemble initfs --tree ORIGIN=DIR ... --bootstrap ELF -o initfs.img
     python -m redox_tools.assemble disk --tree ORIGIN=DIR ... [--file /IMAGE/PATH=HOSTFILE[:MODE]] ...
         [--overlay MANIFEST.json] --efi BOOTX64.EFI --size 512M -o disk.img [--format raw|qcow2]
-        [--manifest-out root.json]
+        [--manifest-out root.json] [--drop-drivers NAME,...]
 
 Each `--tree` is a package's staged tree (its origin, e.g. the Pants address, names it in
 conflict errors). Trees are merged into one root manifest: the same path installed differently
@@ -17,6 +17,9 @@ replace the packages' entries at the same paths, owners and modes included: the 
 generated files (/etc/passwd, homes owned by their users, ...), written after the packages like
 upstream's installer writes its config files.
 
+`--drop-drivers` leaves drivers out of the merged trees (`redox_tools.driver_filter`): their
+programs and their pcid/xhcid config entries (a system's `hardware.drivers`).
+
 `--format qcow2` writes the disk image as qcow2 (`redox_tools.qcow2`): the sparse raw image is
 written next to the output first and converted, so only the data leaves the process.
 """
@@ -27,7 +30,7 @@ import os
 from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
-from redox_tools import diskimage, initfs, qcow2
+from redox_tools import diskimage, driver_filter, initfs, qcow2
 from redox_tools.errors import ManifestError, ToolError, run_main
 from redox_tools.manifest import DEFAULT_EXEC_MODE, DEFAULT_FILE_MODE, FILE, Entry, Manifest, normalize_path, sha256_file
 
@@ -50,7 +53,14 @@ def parse_file(arg: str) -> Tuple[str, str, Optional[int]]:
         raise ToolError(f"--file {arg!r}: mode {mode!r} is not octal") from None
 
 
-def root_manifest(trees: Sequence[str], files: Sequence[str], mtime: int, overlays: Sequence[str] = ()) -> Manifest:
+def root_manifest(
+    trees: Sequence[str],
+    files: Sequence[str],
+    mtime: int,
+    overlays: Sequence[str] = (),
+    drop_drivers: Sequence[str] = (),
+    work_dir: str = ".drivers",
+) -> Manifest:
     parts: List[Manifest] = []
     for arg in trees:
         origin, path = parse_tree(arg)
@@ -69,6 +79,8 @@ def root_manifest(trees: Sequence[str], files: Sequence[str], mtime: int, overla
         )
     parts.append(Manifest(extra))
     merged = Manifest.merge(parts)
+    if drop_drivers:  # before the overlays: a file the configuration writes is kept as written
+        merged = driver_filter.drop_drivers(merged, drop_drivers, work_dir)
     for path in overlays:
         overlay = Manifest.merge([Manifest.load(path)])
         replaced = {e.path for e in overlay}
@@ -91,6 +103,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     common.add_argument("--tree", action="append", default=[], help="ORIGIN=DIR: a staged tree")
     common.add_argument("--file", action="append", default=[], help="/IMAGE/PATH=HOSTFILE[:MODE]")
     common.add_argument("--overlay", action="append", default=[], help="a manifest whose entries replace the packages' ones")
+    common.add_argument(
+        "--drop-drivers", default="", help="NAME,...: drivers (programs + pcid/xhcid config entries) to leave out"
+    )
     common.add_argument("--source-date-epoch", type=int, default=int(os.environ.get("SOURCE_DATE_EPOCH", "0")))
     common.add_argument("--manifest-out", help="also write the root manifest (JSON) here")
     common.add_argument("-o", "--output", required=True)
@@ -108,7 +123,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if os.path.dirname(args.output):
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    manifest = root_manifest(args.tree, args.file, args.source_date_epoch, args.overlay)
+    drop = sorted({n for n in args.drop_drivers.split(",") if n})
+    manifest = root_manifest(
+        args.tree, args.file, args.source_date_epoch, args.overlay, drop, f"{args.output}.drivers.d"
+    )
     if args.manifest_out:
         portable(manifest, os.getcwd()).dump(args.manifest_out)
     if args.cmd == "initfs":

@@ -98,6 +98,7 @@ class DiskImageSpec:
     overlay_digest: Digest = EMPTY_DIGEST  # holds `overlay` (a manifest) and its files
     overlay: Optional[str] = None
     preflight_roots: Tuple[Address, ...] = ()  # packages not reachable from `address` in the graph
+    drop_drivers: Tuple[str, ...] = ()  # drivers left out of the root and the initfs (`hardware.drivers`)
 
 
 @rule(desc="Build a Redox disk image", level=LogLevel.DEBUG)
@@ -159,11 +160,15 @@ async def assemble_disk_image(spec: DiskImageSpec) -> DiskImage:
             Address,
             parse_reference(spec.initfs, relative_to=here, origin=_what(spec, "initfs")),
         )
-        initfs = await Get(InitfsImage, InitfsImageRequest(initfs_address, _what(spec, "initfs")))
+        initfs = await Get(
+            InitfsImage, InitfsImageRequest(initfs_address, _what(spec, "initfs"), spec.drop_drivers)
+        )
         digests.append(await Get(Digest, AddPrefix(initfs.digest, "__initfs")))
         file_args += ["--file", f"{INITFS_PATH}=__initfs/{initfs.path}:644"]
     if spec.overlay:
         file_args += ["--overlay", spec.overlay]
+    if spec.drop_drivers:
+        file_args += ["--drop-drivers", ",".join(spec.drop_drivers)]
 
     out = spec.output_path
     args: Tuple[str, ...] = (

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address
@@ -39,10 +40,24 @@ class InitfsImage:
 class InitfsImageRequest:
     address: Address
     description_of_origin: str
+    drop_drivers: Tuple[str, ...] = ()  # a system's `hardware.drivers` leaves these out
+
+
+@dataclass(frozen=True)
+class InitfsBuildRequest:
+    field_set: InitfsFieldSet
+    drop_drivers: Tuple[str, ...] = ()
+
+
+@rule
+async def build_initfs(field_set: InitfsFieldSet) -> InitfsImage:
+    return await Get(InitfsImage, InitfsBuildRequest(field_set))
 
 
 @rule(desc="Build a Redox initfs", level=LogLevel.DEBUG)
-async def build_initfs(field_set: InitfsFieldSet, image: RedoxImageSubsystem) -> InitfsImage:
+async def build_initfs_subset(request: InitfsBuildRequest, image: RedoxImageSubsystem) -> InitfsImage:
+    # The trees are the target's whatever the subset: only this packing step differs per driver set.
+    field_set = request.field_set
     address = field_set.address
     origin = f"the `bootstrap` field of {address}"
     bootstrap, trees = await MultiGet(
@@ -67,6 +82,7 @@ async def build_initfs(field_set: InitfsFieldSet, image: RedoxImageSubsystem) ->
                 f"__bootstrap/{bootstrap.path}",
                 "--source-date-epoch",
                 str(image.source_date_epoch),
+                *(("--drop-drivers", ",".join(request.drop_drivers)) if request.drop_drivers else ()),
                 "-o",
                 out,
             ),
@@ -90,7 +106,7 @@ async def initfs_for_address(request: InitfsImageRequest) -> InitfsImage:
         raise PackageBuildError(
             f"{request.description_of_origin}: {request.address} is a `{wrapped.target.alias}`, not a `redox_initfs`"
         )
-    return await Get(InitfsImage, InitfsFieldSet, InitfsFieldSet.create(wrapped.target))
+    return await Get(InitfsImage, InitfsBuildRequest(InitfsFieldSet.create(wrapped.target), request.drop_drivers))
 
 
 @rule(desc="Package a Redox initfs", level=LogLevel.DEBUG)

@@ -90,6 +90,7 @@ class VmSettings:
     memory: str = "2048M"
     network: str = "none"
     tap: str = ""
+    nic_model: str = "e1000"  # QEMU's NIC; a `redox_system` image's `virtualisation.nic_model`
     forwards: Tuple[str, ...] = ()
     dev_mode: bool = False
     debug_exit: bool = False
@@ -204,6 +205,8 @@ def vm_run_args(
         args += ["--memory", vm.memory.strip()]
     if network == "tap":
         args += ["--tap", vm.tap]
+    if network != "none":
+        args += ["--nic-model", vm.nic_model]
     for host, guest in forwards:
         args += ["--forward", f"{host}:{guest}"]
     if vm.dev_mode:
@@ -277,6 +280,7 @@ def system_vm_defaults(settings: VmSettings, field_set: RedoxVmFieldSet, virt: M
         memory=field_set.memory.value or virt["memory"],
         network=network,
         tap=field_set.tap.value or (virt["tap"] if network == "tap" else ""),
+        nic_model=virt["nic_model"],
     )
 
 

@@ -135,3 +135,9 @@ def test_host_network_args() -> None:
         "setup", "--tap", "tap0", "--bridge-cidr", "172.30.0.1/24",
     ]
     assert host_network_args("teardown", "tap1", "10.9.0.1/24", "eth0")[-2:] == ["--uplink", "eth0"]
+
+
+def test_nic_model_goes_with_a_network_and_comes_from_the_system() -> None:
+    args = args_for(VmSettings("r", "v", network="tap", tap="tap0", nic_model="virtio-net-pci"))
+    assert opt(args, "--nic-model") == "virtio-net-pci"
+    assert "--nic-model" not in args_for(VmSettings("r", "v"))

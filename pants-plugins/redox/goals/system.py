@@ -18,7 +18,13 @@ from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.engine.target import (
+    FieldSet,
+    InferDependenciesRequest,
+    InferredDependencies,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
 from pants.engine.unions import UnionMembership, UnionRule
 from pants.util.logging import LogLevel
 
@@ -161,6 +167,7 @@ class EvaluatedSystem:
     digest: Digest  # OUT_DIR/{config.json, overlay.json, files/...}
     config_json: str  # the evaluated configuration (secrets redacted)
     packages: Tuple[str, ...]
+    drop_drivers: Tuple[str, ...] = ()  # the drivers `hardware.drivers` leaves out of the image
 
     @property
     def config(self) -> Dict[str, Any]:
@@ -195,8 +202,11 @@ async def evaluate_system(request: EvaluatedSystemRequest) -> EvaluatedSystem:
             logger.warning(f"{request.address}: {line[len('warning: '):]}")
     contents = await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{OUT_DIR}/config.json"])))
     config_json = contents[0].content.decode()
-    packages = tuple(json.loads(config_json)["packages"])
-    return EvaluatedSystem(request.address, result.output_digest, config_json, packages)
+    evaluated = json.loads(config_json)
+    return EvaluatedSystem(
+        request.address, result.output_digest, config_json, tuple(evaluated["packages"]),
+        tuple(evaluated["drop_drivers"]),
+    )
 
 
 async def _check_packages(
@@ -220,6 +230,46 @@ async def _check_packages(
     return tuple(addresses)
 
 
+def system_epoch(field: DiskImageSourceDateEpochField, image: RedoxImageSubsystem) -> int:
+    return image.source_date_epoch if field.value is None else field.value
+
+
+@dataclass(frozen=True)
+class SystemDependenciesFieldSet(FieldSet):
+    required_fields = (SystemModulesField,)
+
+    source_date_epoch: DiskImageSourceDateEpochField
+
+
+class InferSystemDependencies(InferDependenciesRequest):
+    infer_from = SystemDependenciesFieldSet
+
+
+@rule(desc="Infer the packages a Redox system's options name", level=LogLevel.DEBUG)
+async def infer_system_dependencies(
+    request: InferSystemDependencies, image: RedoxImageSubsystem
+) -> InferredDependencies:
+    """The packages of the evaluated options (`environment.system_packages`, `boot.*`) as graph
+    edges. It is the evaluation the image build runs (same request, so one cached process
+    serves both); the `modules`/`imports` edges come from their reference fields."""
+    address = request.field_set.address
+    epoch = system_epoch(request.field_set.source_date_epoch, image)
+    system = await Get(EvaluatedSystem, EvaluatedSystemRequest(address, epoch))
+    boot = system.config["boot"]
+    named = [(v, "environment.system_packages") for v in system.packages]
+    named += [(boot[k], f"boot.{k}") for k in ("bootloader", "kernel", "initfs") if boot[k]]
+    origins = [f"option `{option}` of {address}" for _v, option in named]
+    addresses = await MultiGet(
+        Get(Address, AddressInput, AddressInput.parse(split_reference(v)[0], description_of_origin=o))
+        for (v, _option), o in zip(named, origins)
+    )
+    # a name that is no target: one error naming the option, here rather than later in the graph
+    await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=o)) for a, o in zip(addresses, origins)
+    )
+    return InferredDependencies(sorted(set(addresses)))
+
+
 @dataclass(frozen=True)
 class SystemImageSpecRequest:
     """What a `redox_system`'s disk image is made of (its evaluated options as a DiskImageSpec);
@@ -241,8 +291,7 @@ async def system_disk_image_spec(
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="redox_system"))
     field_set = SystemFieldSet.create(wrapped.target)
     address = field_set.address
-    epoch = field_set.source_date_epoch.value
-    epoch = image.source_date_epoch if epoch is None else epoch
+    epoch = system_epoch(field_set.source_date_epoch, image)
     system = await Get(EvaluatedSystem, EvaluatedSystemRequest(address, epoch))
     config = system.config
     boot = config["boot"]
@@ -272,6 +321,7 @@ async def system_disk_image_spec(
         overlay_digest=system.digest,
         overlay=f"{OUT_DIR}/overlay.json",
         preflight_roots=tuple(sorted(set(packages) | set(boot_addresses))),
+        drop_drivers=system.drop_drivers,
     )
     return spec
 
@@ -285,4 +335,8 @@ async def package_system(field_set: SystemFieldSet) -> BuiltPackage:
 
 
 def rules():
-    return [*collect_rules(), UnionRule(PackageFieldSet, SystemFieldSet)]
+    return [
+        *collect_rules(),
+        UnionRule(PackageFieldSet, SystemFieldSet),
+        UnionRule(InferDependenciesRequest, InferSystemDependencies),
+    ]

@@ -6,7 +6,8 @@
 
 SYSTEM.json: {"system": "<name>", "roots": ["<module>", ...], "modules": [<module>, ...]} (each
 module as in evaluator.py). `build` writes DIR/config.json (the evaluated configuration with
-secrets redacted, plus "packages" and "warnings"), DIR/overlay.json (the generated files' root
+secrets redacted, plus "packages", "drop_drivers" (the drivers `hardware.drivers` leaves out
+of the image) and "warnings"), DIR/overlay.json (the generated files' root
 manifest) and DIR/files/ (their content). Bad input: one `error:` line, exit status 2,
 nothing written.
 """
@@ -25,6 +26,7 @@ from redox_tools.system import load_system
 from redox_tools.system.evaluator import all_options, redact
 from redox_tools.system.generate import generate, write_tree
 from redox_tools.system.options import option_tree
+from redox_tools.system.options.hardware import drop_drivers
 
 
 def _show_default(opt: Any) -> str:
@@ -101,6 +103,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             "system": data.get("system", "system"),
             "config": redact(config, option_tree()),
             "packages": config["environment"]["system_packages"],
+            "drop_drivers": drop_drivers(config),
             "warnings": ev.warnings,
         }
         with open(os.path.join(tmp, "config.json"), "w") as f:

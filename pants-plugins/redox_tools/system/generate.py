@@ -11,7 +11,7 @@
 * /etc/ion/initrc and every home's ~/.config/ion/initrc (aliases, exported variables),
   /etc/environment.d/50_system (KEY=VALUE for every unit);
 * /usr/lib/os-release (+ /etc/os-release -> ../usr/lib/os-release) whose BUILD_ID is a hash of
-  everything else generated and of the package list;
+  everything else generated, of the package list and of the drivers left out;
 * `files.*` entries.
 
 Passwords: a plaintext `password` is hashed here and goes nowhere else (not to config.json,
@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional
 
 from redox_tools.errors import ToolError
 from redox_tools.manifest import DIR, FILE, SYMLINK, Entry, Manifest
+from redox_tools.system.options.hardware import drop_drivers
 from redox_tools.system.options.users import resolve
 
 XDG_DIRS = ("Desktop", "Documents", "Downloads", "Music", "Pictures", "Public", "Templates", "Videos")
@@ -287,6 +288,9 @@ class Generator:
             h.update(json.dumps([f.path, f.kind, f.mode, f.uid, f.gid, f.target]).encode())
             h.update(hashlib.sha256(f.data).digest())
         h.update(json.dumps(sorted(self.packages)).encode())
+        dropped = drop_drivers(self.config)
+        if dropped:  # a driver subset is another system (`all` keeps the hash it always had)
+            h.update(json.dumps(["drop_drivers", dropped]).encode())
         sysc = self.config["system"]
         text = (
             f'PRETTY_NAME="{sysc["name"]} {sysc["version"]}"\n'

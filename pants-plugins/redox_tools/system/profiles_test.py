@@ -15,6 +15,7 @@ from redox_tools.system import load_system
 from redox_tools.system.evaluator import mk_force
 from redox_tools.system.buildfiles import read_build_file, system_description
 from redox_tools.system.generate import derived_salt, generate, hash_password
+from redox_tools.system.options.hardware import drop_drivers
 
 # The repository root in a checkout and in a Pants sandbox alike; the BUILD files it reads are
 # declared inputs (//images:module-build-files).
@@ -70,6 +71,7 @@ def check_root_password(files, system):
 
 def test_minimal():
     ev, config, files = profile("minimal")
+    assert config["hardware"]["drivers"] == "all" and drop_drivers(config) == []
     assert config["environment"]["system_packages"] == ["//images:minimal-packages"]
     assert config["filesystem"]["size"] == "196M" and config["networking"]["mode"] == "none"
     assert text(files, "/etc/passwd") == PASSWD and text(files, "/etc/group") == GROUP
@@ -122,7 +124,13 @@ def test_graphical():
 def test_cloud():
     ev, config, files = profile("cloud")
     assert config["hardware"]["drivers"] == "virtio-only"
+    # no graphics (but virtio-gpu), audio, USB, real NICs or real disk controllers
+    assert drop_drivers(config) == [
+        "ac97d", "ahcid", "e1000d", "ided", "ihdad", "ihdgd", "ixgbed", "nvmed", "rtl8139d", "rtl8168d",
+        "sb16d", "usbctl", "usbhidd", "usbhubd", "usbscsid", "vboxd", "xhcid",
+    ]
     assert config["virtualisation"]["network"] == "tap" and config["virtualisation"]["tap"] == "tap0"
+    assert config["virtualisation"]["nic_model"] == "virtio-net-pci"  # its driver is among virtio-only's
     assert {p: text(files, p) for p in files if p.startswith("/etc/net/")} == {
         "/etc/net/dns": "9.9.9.9\n", "/etc/net/ip": "172.30.0.2\n", "/etc/net/ip_router": "172.30.0.1\n",
         "/etc/net/ip_subnet": "255.255.255.0\n",
@@ -212,6 +220,15 @@ def run_cli(tmp_path, config, *extra):
         ({"environment": {"system_packages": ["ripgrep"]}}, "error: option `environment.system_packages` in module //t:bad: element 0: expected a package target address like '//packages/userspace:ripgrep', got 'ripgrep'"),
         ({"files": {"/etc/../../x": {"text": "x"}}}, "error: option `files./etc/../../x` (set in //t:bad): path '/etc/../../x' leaves the image root ('..')"),
         ({"users": {"users": {"admin": {"password": 5}}}}, "error: option `users.users.admin.password` in module //t:bad: expected null or str"),
+        ({"hardware": {"drivers": ["virtio-blkd", "virtio-net"]}},
+         "error: option `hardware.drivers` (set in //t:bad): unknown driver `virtio-net` (did you mean `virtio-netd`?); "
+         "known drivers: ac97d, ahcid, e1000d, ided, ihdad, ihdgd, ixgbed, nvmed, rtl8139d, rtl8168d, sb16d, usbctl, "
+         "usbhidd, usbhubd, usbscsid, vboxd, virtio-blkd, virtio-gpud, virtio-netd, xhcid"),
+        ({"hardware": {"drivers": "virtio-only"}, "virtualisation": {"network": "user"}},
+         "error: option `virtualisation.nic_model`: the VM's NIC `e1000` (network `user`) needs the driver e1000d, "
+         "which `hardware.drivers` (set in //t:bad) leaves out; set virtualisation.nic_model to one whose driver "
+         "is there (virtio-net-pci) or add e1000d"),
+        ({"hardware": {"drivers": "virtio"}}, "error: option `hardware.drivers` in module //t:bad: expected one of all | virtio-only or list of str"),
     ],
 )
 def test_bad_input_one_error_line_nothing_written(tmp_path, config, message):
@@ -267,3 +284,42 @@ def test_options_listing():
     for group in ("boot", "users", "networking", "environment", "files", "services", "filesystem", "graphics",
                   "hardware", "virtualisation", "time", "security"):
         assert any(p.startswith(group) for p in rows), group
+
+
+def test_selftest_drivers_subset_through_cli(tmp_path):
+    """images:selftest keeps some of the fixture's drivers: `build` tells the image rules which to
+    leave out (config.json `drop_drivers`), and the subset is part of the BUILD_ID."""
+    data = system_description(ROOT, "images:selftest")
+    path = tmp_path / "system.json"
+    path.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "redox_tools.system", "build", str(path), "--out-dir", str(out), "--root", ROOT],
+        cwd=PLUGINS, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads((out / "config.json").read_text())
+    assert written["config"]["hardware"]["drivers"] == [
+        "ahcid", "e1000d", "usbhubd", "usbscsid", "virtio-blkd", "virtio-netd", "xhcid"
+    ]
+    assert written["drop_drivers"] == [
+        "ac97d", "ided", "ihdad", "ihdgd", "ixgbed", "nvmed", "rtl8139d", "rtl8168d", "sb16d", "usbctl", "usbhidd",
+        "vboxd", "virtio-gpud",
+    ]
+    _ev, config = load_system(data)
+    build_id = {f.path: f for f in generate(config, data["system"])}["/usr/lib/os-release"].data
+    config["hardware"]["drivers"] = "all"
+    assert {f.path: f for f in generate(config, data["system"])}["/usr/lib/os-release"].data != build_id
+
+
+def test_driver_names_are_upstream_bases():
+    """`hardware.drivers` knows exactly the drivers base's Makefile builds (the package catalog,
+    a declared input: 3rdparty/redox/redox-packages.toml)."""
+    import tomllib
+
+    from redox_tools.system.options.hardware import INITFS_DRIVERS, ROOTFS_DRIVERS
+
+    with open(os.path.join(ROOT, "3rdparty/redox/redox-packages.toml"), "rb") as f:
+        make = tomllib.load(f)["packages"]["base"]["make_variables"]
+    assert list(ROOTFS_DRIVERS) == make["DRIVERS_BINS"]
+    assert list(INITFS_DRIVERS) == make["INITFS_DRIVERS_BINS"]

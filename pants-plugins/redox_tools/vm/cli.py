@@ -57,6 +57,8 @@ def _add_vm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory", default=None, help="overrides CH_MEMORY (2048, 2048M, 2G)")
     p.add_argument("--net", default="none", choices=("none", "user", "tap"))
     p.add_argument("--tap", default=None, help="tap device name for --net tap")
+    p.add_argument("--nic-model", default=VmSpec.nic_model,
+                   help="QEMU NIC device (e1000, rtl8139, virtio-net-pci); Cloud Hypervisor's is virtio-net")
     p.add_argument("--forward", action="append", default=[], metavar="HOST:GUEST",
                    help="TCP forward 127.0.0.1:HOST -> guest GUEST (implies --net user)")
     p.add_argument("--balloon", action="store_true", help="add a virtio-balloon device (QEMU)")
@@ -101,7 +103,7 @@ def _spec_from_args(a: argparse.Namespace, work_dir: str, **kw: object) -> VmSpe
     net = a.net
     if forwards and net == "none":
         net = "user"
-    changes.update(network=net, tap_name=a.tap, forwards=forwards)
+    changes.update(network=net, tap_name=a.tap, forwards=forwards, nic_model=a.nic_model)
     spec = dataclasses.replace(spec, **changes)
     spec.validate()
     return spec

@@ -105,3 +105,12 @@ def test_argv_headless_display(img, monkeypatch, capsys):
     argv = shlex.split(capsys.readouterr().out)
     assert code == 0
     assert argv[argv.index("-vga") + 1] == "std" and argv[argv.index("-display") + 1] == "none"
+
+
+def test_argv_nic_model(img, monkeypatch, capsys):
+    """A `redox_system`'s `virtualisation.nic_model` reaches QEMU's network device (default e1000)."""
+    code = run(["argv", "--image", img, "--hypervisor", "qemu", "--net", "user", "--nic-model", "virtio-net-pci"], monkeypatch)
+    argv = shlex.split(capsys.readouterr().out)
+    assert code == 0 and "virtio-net-pci,netdev=n0" in argv
+    run(["argv", "--image", img, "--hypervisor", "qemu", "--net", "user"], monkeypatch)
+    assert "e1000,netdev=n0" in shlex.split(capsys.readouterr().out)
