@@ -37,8 +37,7 @@ def test_seahash_many_and_name_hashes() -> None:
 
 
 def _file_node(path: str, size: int) -> _Node:
-    n = _Node("f", b"f", FILE, 0o100644, 0, 0, 0, 0)
-    n.src = path
+    n = _Node(Entry(path="f", kind=FILE, mode=0o644, source=path, sha256="0" * 64, size=size), b"f", FILE, 0o100644, 0)
     n.size = size
     return n
 
