@@ -4,8 +4,8 @@
 (node ids in depth-first pre-order, blocks from 256 upward with buddy alignment, DirLists +
 HTree, BlockLists, tree lists, allocation log), then streams file contents in id order in
 bounded batches: each batch reads its records straight into numpy staging arrays (inline
-contents straight into the node blocks), hashes all its records together whatever their sizes
-(`seahash_arrays`), builds the finished node blocks, and writes contiguous disk runs with
+contents straight into the node blocks), hashes its records (the `seahash` library, through
+`redox_tools.seahash`), builds the finished node blocks, and writes contiguous disk runs with
 `os.pwritev`. Only blocks that carry data are written (all-zero data pages are left as holes),
 so the image stays sparse; peak memory is bounded by the batch budget (~32 MiB of staged data,
 two sets of buffers) whatever the image or file sizes.
@@ -1070,10 +1070,10 @@ class _Writer:
         rows: List[int] = []
         for n in dirs:
             rows.append(row)
-            kids = n.children
+            entries = n.children
             start = 0
             for end in n.dirlists:
-                blob = b"".join([c.id.to_bytes(4, "little") + _LEN_BYTE[len(c.name)] + c.name for c in kids[start:end]])
+                blob = b"".join([c.id.to_bytes(4, "little") + _LEN_BYTE[len(c.name)] + c.name for c in entries[start:end]])
                 base = row * BLOCK_SIZE
                 buf[base : base + len(blob)] = blob
                 buf[base + DIRLIST_BYTES : base + BLOCK_SIZE] = (end - start).to_bytes(2, "little") + len(blob).to_bytes(2, "little")
