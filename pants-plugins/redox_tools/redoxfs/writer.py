@@ -34,6 +34,7 @@ import gc
 from concurrent.futures import Future, ThreadPoolExecutor
 import hashlib
 import json
+import operator
 import os
 import stat as stat_mod
 import struct
@@ -219,7 +220,6 @@ def _build_tree(manifest: Any, ctime: Optional[int], dir_fd: Optional[int]) -> _
     link_error: Optional[str] = None  # the first, reported after the per-entry checks
     modes: Dict[int, int] = {}  # one int object per distinct mode (memory per file)
     base_dir = manifest.base_dir
-    isabs = os.path.isabs
     stat = os.stat
     entries.sort(key=_path_of)  # parents before their children (a prefix sorts first)
     for e in entries:
@@ -242,7 +242,7 @@ def _build_tree(manifest: Any, ctime: Optional[int], dir_fd: Optional[int]) -> _
             mode = MODE_FILE | perm
             n = _Node(e, name, FILE, modes.setdefault(mode, mode), t_c)
             src = e.source or ""
-            if not isabs(src):
+            if not src.startswith("/"):  # os.path.isabs on POSIX, without its per-call overhead
                 n.base = base_dir
             try:
                 st = stat(src, dir_fd=dir_fd) if dir_fd is not None else stat(n.source)
@@ -533,7 +533,7 @@ class _Sink:
         out: List[Tuple[int, List[memoryview]]] = []
         if not items:
             return out
-        items.sort(key=_first)
+        items.sort(key=_FIRST)
         run_start = items[0][0]
         run_end = run_start
         bufs: List[memoryview] = []
@@ -581,8 +581,7 @@ class _Sink:
                     pos += k
 
 
-def _first(item: Tuple[int, Any]) -> int:
-    return item[0]
+_FIRST = operator.itemgetter(0)
 
 
 def _region_is_hole(fd: int, offset: int, size: int) -> bool:
