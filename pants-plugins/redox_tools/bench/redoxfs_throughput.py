@@ -15,7 +15,9 @@ in dist/ or given with --redoxfs-ar) when it is built. The order inside a pair a
 Every leg writes into fresh space: its own new copy or image, none deleted before the run
 ends (deleting a 200 MB tree right before a leg makes that leg pay for the file system's
 cleanup: cp -r of this tree took 1-3 s after an rm -rf and 0.2-0.6 s into fresh space), and
-`sync` runs (untimed) before each leg so no leg pays for the previous one's writeback.
+`sync` runs (untimed) before each leg so no leg pays for the previous one's writeback. (Space
+freed shortly before a run, e.g. by another run's clean-up, can still slow its cp legs ~3x on
+an ext4 mounted with `discard`: compare figures within one run.)
 
 Each pair prints its own ratio (the other leg's time / the writer's time = the writer's
 throughput relative to it) and its ratio of CPU times. The run closes with the median of the
