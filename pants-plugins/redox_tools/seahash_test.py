@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redox_tools.seahash import seahash, seahash_many, seahash_rows
+from redox_tools.seahash import seahash, seahash_arrays, seahash_many, seahash_reference, seahash_rows
 
 # docs/formats/redoxfs.md §3, computed with the real seahash 4.1.0 crate
 VECTORS = [
@@ -27,7 +27,9 @@ VECTORS = [
 
 @pytest.mark.parametrize("data,expected", VECTORS)
 def test_scalar_vectors(data: bytes, expected: int) -> None:
-    assert seahash(data) == expected
+    assert seahash_reference(data) == expected  # the pure-Python reference
+    assert seahash_reference(memoryview(data)) == expected
+    assert seahash(data) == expected  # the library
     assert seahash(bytearray(data)) == expected
     assert seahash(memoryview(data)) == expected
 
@@ -45,14 +47,26 @@ def test_low_32_bits_of_name_hashes() -> None:
 
 
 @pytest.mark.parametrize("length", [1, 7, 8, 9, 24, 31, 32, 33, 40, 63, 64, 100, 4096, 131072])
-def test_batched_matches_scalar_for_random_rows(length: int) -> None:
+def test_library_matches_reference_for_random_rows(length: int) -> None:
     rng = np.random.default_rng(length)
     rows = rng.integers(0, 256, size=(9, length), dtype=np.uint8)
-    expected = [seahash(r.tobytes()) for r in rows]
+    expected = [seahash_reference(r.tobytes()) for r in rows]
     assert seahash_rows(rows).tolist() == expected
-    assert seahash_rows(rows[:2]).tolist() == expected[:2]  # scalar fallback path
+    assert seahash_rows(rows[:2]).tolist() == expected[:2]
+    assert [seahash(r.data) for r in rows] == expected  # memoryviews are copied to bytes
+    assert seahash_rows(rows[::2, ::-1]).tolist() == [seahash_reference(r.tobytes()) for r in rows[::2, ::-1]]
+
+
+def test_arrays_of_mixed_lengths_match_reference() -> None:
+    rng = np.random.default_rng(7)
+    arrays = [rng.integers(0, 256, size=(int(rng.integers(0, 5)), n), dtype=np.uint8) for n in (0, 1, 9, 4096, 65536, 77)]
+    for a, h in zip(arrays, seahash_arrays(arrays)):
+        assert h.dtype == np.uint64
+        assert h.tolist() == [seahash_reference(r.tobytes()) for r in a]
+    with pytest.raises(TypeError):
+        seahash_rows(np.zeros(8, dtype=np.uint8))
 
 
 def test_many_mixed_lengths() -> None:
     items = [bytes([i]) * (i * 3) for i in range(40)] + [b"x" * 16] * 10
-    assert seahash_many(items) == [seahash(i) for i in items]
+    assert seahash_many(items) == [seahash_reference(i) for i in items]

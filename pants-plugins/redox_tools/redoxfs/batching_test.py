@@ -1,4 +1,4 @@
-"""The batched paths of the RedoxFS writer: multi-array seahash, batched name hashes, the
+"""The batched paths of the RedoxFS writer: seahash of arrays, batched name hashes, the
 end-of-file probe on reads, and the holes left for all-zero data pages."""
 from __future__ import annotations
 
@@ -9,31 +9,12 @@ import os
 import numpy as np
 import pytest
 
-import redox_tools.seahash as sh
 from redox_tools.manifest import DIR, FILE, Entry, Manifest
 from redox_tools.redoxfs import write_redoxfs
 from redox_tools.redoxfs.format import BLOCK_SIZE, RedoxFSError, name_hash, name_hashes
 from redox_tools.redoxfs.reader import RedoxFSReader
 from redox_tools.redoxfs.writer import _Node, _read_file
-from redox_tools.seahash import seahash, seahash_arrays, seahash_many, seahash_rows
-
-LENGTHS = [0, 1, 7, 8, 16, 24, 31, 32, 33, 40, 64, 65, 100, 129, 4096, 4104, 8192]
-
-
-@pytest.mark.parametrize("group_rows,chunk_steps", [(3, 1), (5, 3), (16, 2), (1024, 32)])
-def test_seahash_arrays_matches_scalar(monkeypatch: pytest.MonkeyPatch, group_rows: int, chunk_steps: int) -> None:
-    monkeypatch.setattr(sh, "GROUP_ROWS", group_rows)
-    monkeypatch.setattr(sh, "CHUNK_STEPS", chunk_steps)
-    rng = np.random.default_rng(group_rows * 100 + chunk_steps)
-    for _ in range(6):
-        arrays = [
-            rng.integers(0, 256, size=(int(rng.integers(0, 9)), int(rng.choice(LENGTHS))), dtype=np.uint8)
-            for _ in range(int(rng.integers(1, 6)))
-        ]
-        for a, h in zip(arrays, seahash_arrays(arrays)):
-            assert h.tolist() == [seahash(r.tobytes()) for r in a]
-        for a in arrays:
-            assert seahash_rows(a).tolist() == [seahash(r.tobytes()) for r in a]
+from redox_tools.seahash import seahash, seahash_arrays, seahash_many, seahash_reference
 
 
 def test_seahash_arrays_non_contiguous_rows() -> None:
@@ -41,14 +22,14 @@ def test_seahash_arrays_non_contiguous_rows() -> None:
     base = rng.integers(0, 256, size=(12, 4096 + 64), dtype=np.uint8)
     rows = base[::2, 32 : 32 + 4096]
     (h,) = seahash_arrays([rows])
-    assert h.tolist() == [seahash(r.tobytes()) for r in rows]
+    assert h.tolist() == [seahash_reference(r.tobytes()) for r in rows]
 
 
 def test_seahash_many_and_name_hashes() -> None:
     rng = np.random.default_rng(4)
     items = [rng.integers(0, 256, size=int(n), dtype=np.uint8).tobytes() for n in rng.integers(0, 260, size=300)]
     items += [b"bin", b"usr", bytearray(b"kernel"), memoryview(b"initfs")]
-    assert seahash_many(items) == [seahash(i) for i in items]
+    assert seahash_many(items) == [seahash_reference(i) for i in items]
     names = [bytes(i) for i in items]
     assert name_hashes(names) == [name_hash(n) for n in names]
     assert seahash_many([b"a", b"bc"]) == [seahash(b"a"), seahash(b"bc")]
@@ -56,8 +37,7 @@ def test_seahash_many_and_name_hashes() -> None:
 
 
 def _file_node(path: str, size: int) -> _Node:
-    n = _Node("f", b"f", FILE, 0o100644, 0, 0, 0, 0)
-    n.src = path
+    n = _Node(Entry(path="f", kind=FILE, mode=0o644, source=path, sha256="0" * 64, size=size), b"f", FILE, 0o100644, 0)
     n.size = size
     return n
 

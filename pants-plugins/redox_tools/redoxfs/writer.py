@@ -4,8 +4,8 @@
 (node ids in depth-first pre-order, blocks from 256 upward with buddy alignment, DirLists +
 HTree, BlockLists, tree lists, allocation log), then streams file contents in id order in
 bounded batches: each batch reads its records straight into numpy staging arrays (inline
-contents straight into the node blocks), hashes all its records together whatever their sizes
-(`seahash_arrays`), builds the finished node blocks, and writes contiguous disk runs with
+contents straight into the node blocks), hashes its records (the `seahash` library, through
+`redox_tools.seahash`), builds the finished node blocks, and writes contiguous disk runs with
 `os.pwritev`. Only blocks that carry data are written (all-zero data pages are left as holes),
 so the image stays sparse; peak memory is bounded by the batch budget (~32 MiB of staged data,
 two sets of buffers) whatever the image or file sizes.
@@ -34,6 +34,7 @@ import gc
 from concurrent.futures import Future, ThreadPoolExecutor
 import hashlib
 import json
+import operator
 import os
 import stat as stat_mod
 import struct
@@ -89,37 +90,35 @@ _ROOT_MODE = 0o755
 _NO_NODES: List[Any] = cast(List[Any], ())
 _NO_LISTS: List[Any] = cast(List[Any], ())
 _DIR_ROOT = struct.Struct("<QQQQ")  # HTree root pointer in a directory's level data
+_LEN_BYTE = [bytes((i,)) for i in range(256)]
 _HTREE_DTYPE = np.dtype([("h", "<u4"), ("a", "<u8"), ("x", "<u8")])  # packed, 20 bytes
 # records reachable per tier: level0 direct, then 1..4 levels of BlockLists (§8.2)
 _TIERS = [(cnt, depth) for (_, cnt, depth) in LEVEL_TABLE]
 
 
 class _Node:
-    """One inode of the plan. Slots only; lists are allocated where a node has content for them."""
+    """One inode of the plan. Slots only; lists are allocated where a node has content for them.
+    What the manifest entry says (path, uid, gid, mtime, source, sha256) is read from the
+    entry itself (`e`), not copied (memory per file: 100 000-file images)."""
 
     __slots__ = (
-        "path", "name", "kind", "mode", "uid", "gid", "mtime", "ctime", "children", "id", "block",
-        "size", "src", "data", "rl", "nrec", "last_level", "rec_base", "lists", "tops", "blocks",
-        "dirlists", "dl_keys", "htree", "rec_hash", "base", "nh", "sha256",
+        "e", "name", "kind", "mode", "ctime", "children", "id", "block", "size", "data", "rl", "nrec",
+        "last_level", "rec_base", "lists", "tops", "blocks", "dirlists", "dl_keys", "htree", "rec_hash", "base",
     )
 
-    def __init__(self, path: str, name: bytes, kind: str, mode: int, uid: int, gid: int, mtime: int, ctime: int):
-        self.path = path
+    def __init__(self, e: Entry, name: bytes, kind: str, mode: int, ctime: int):
+        self.e = e
         self.name = name
         self.kind = kind
         self.mode = mode
-        self.uid = uid
-        self.gid = gid
-        self.mtime = mtime
         self.ctime = ctime
-        # Lists only where a node needs them (memory per file: 100 000-file images): the others
-        # share the empty tuple until planning gives them a list.
+        # Lists only where a node needs them: the others share the empty tuple until planning
+        # gives them a list.
         self.children: List["_Node"] = [] if kind == DIR else _NO_NODES
         self.id = 0
         self.block = 0
         self.size = 0
-        self.src: Optional[str] = None  # FILE: the entry's source, as written (shared, not copied)
-        self.base: Optional[str] = None  # ... and the manifest's base dir when it is relative
+        self.base: Optional[str] = None  # FILE: the manifest's base dir when the source is relative
         self.data: Optional[bytes] = None
         self.rl = 0
         self.nrec = 0
@@ -128,17 +127,26 @@ class _Node:
         self.lists: List[Tuple[int, int, int, Tuple[int, ...]]] = _NO_LISTS  # (block, depth, first, children)
         self.tops: Sequence[List[int]] = ()  # per tier 1..4: list indexes of the top pointers
         self.blocks = 1
-        self.dirlists: Sequence[List[Tuple[int, bytes]]] = ()
+        # DIR: the end (in `children`, sorted by HTree key then name) of each DirList block
+        self.dirlists: Sequence[int] = ()
         self.dl_keys: Sequence[int] = ()
         self.htree: Sequence[List[Tuple[int, int]]] = ()  # per level: (first child, end child)
         self.rec_hash: Optional[np.ndarray] = None
-        self.nh = 0  # HTree key of the name (set by _plan)
-        self.sha256: Optional[str] = None  # FILE: the manifest's promise, checked as it is written
+
+    @property
+    def path(self) -> str:
+        return self.e.path
+
+    @property
+    def src(self) -> str:
+        """FILE: the entry's source, as written (relative to `base` when that is set)."""
+        return self.e.source or ""
 
     @property
     def source(self) -> str:
-        """The host path of a file's content (joined when opened: memory per file)."""
-        return os.path.join(self.base, self.src or "") if self.base is not None else (self.src or "")
+        """The host path of a file's content, for messages (files are opened relative to the
+        base directory's descriptor: no path is joined per file)."""
+        return os.path.join(self.base, self.src) if self.base is not None else self.src
 
     @property
     def inline(self) -> bool:
@@ -189,88 +197,115 @@ def _encode_name(s: str, what: str) -> bytes:
         raise RedoxFSError(f"{what} is not valid UTF-8 (RedoxFS names and link targets must be UTF-8)") from None
 
 
-def _build_tree(manifest: Any, ctime: Optional[int]) -> _Node:
+def _open_base(manifest: Any) -> Optional[int]:
+    """A descriptor of the manifest's base directory (relative sources are opened against it),
+    or None (then paths are joined; a missing directory is reported per file)."""
+    base = getattr(manifest, "base_dir", None)
+    if base is None:
+        return None
+    try:
+        return os.open(base, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+
+
+def _build_tree(manifest: Any, ctime: Optional[int], dir_fd: Optional[int]) -> _Node:
     entries: List[Entry] = list(manifest)
     root_time = ctime if ctime is not None else max((e.mtime for e in entries), default=0)
     _check_time(root_time, "ctime")
-    root = _Node("", b"", DIR, MODE_DIR | _ROOT_MODE, 0, 0, root_time, root_time)
+    root = _Node(Entry(path="", kind=DIR, mode=_ROOT_MODE, mtime=root_time), b"", DIR, MODE_DIR | _ROOT_MODE, root_time)
     by_path: Dict[str, _Node] = {"": root}
     too_long: List[str] = []
     problems: List[str] = []
+    link_error: Optional[str] = None  # the first, reported after the per-entry checks
     modes: Dict[int, int] = {}  # one int object per distinct mode (memory per file)
-    for e in sorted(entries, key=lambda x: x.path):
+    base_dir = manifest.base_dir
+    stat = os.stat
+    entries.sort(key=_path_of)  # parents before their children (a prefix sorts first)
+    for e in entries:
+        path = e.path
+        slash = path.rfind("/")
         try:
-            name = e.name.encode("utf-8")
+            name = path[slash + 1 :].encode("utf-8")
         except UnicodeEncodeError:
-            name = _encode_name(e.name, f"name of /{e.path}")  # raises the error
+            name = _encode_name(e.name, f"name of /{path}")  # raises the error
         if len(name) > DIR_ENTRY_MAX_LENGTH:
-            too_long.append(f"/{e.path} ({len(name)} bytes)")
+            too_long.append(f"/{path} ({len(name)} bytes)")
         if not 0 <= e.uid <= MAX_U32 or not 0 <= e.gid <= MAX_U32:
-            problems.append(f"/{e.path}: uid/gid must be 0..{MAX_U32}")
+            problems.append(f"/{path}: uid/gid must be 0..{MAX_U32}")
         if not 0 <= e.mtime <= MAX_U64:
-            _check_time(e.mtime, f"mtime of /{e.path}")
+            _check_time(e.mtime, f"mtime of /{path}")
         t_c = ctime if ctime is not None else e.mtime
         perm = e.mode & 0o7777
-        if e.kind == DIR:
-            n = _Node(e.path, name, DIR, modes.setdefault(MODE_DIR | perm, MODE_DIR | perm), e.uid, e.gid, e.mtime, t_c)
-        elif e.kind == FILE:
-            n = _Node(e.path, name, FILE, modes.setdefault(MODE_FILE | perm, MODE_FILE | perm), e.uid, e.gid, e.mtime, t_c)
-            n.src = e.source
-            if not os.path.isabs(e.source or ""):
-                n.base = manifest.base_dir
+        kind = e.kind
+        if kind == FILE:
+            mode = MODE_FILE | perm
+            n = _Node(e, name, FILE, modes.setdefault(mode, mode), t_c)
+            src = e.source or ""
+            if not src.startswith("/"):  # os.path.isabs on POSIX, without its per-call overhead
+                n.base = base_dir
             try:
-                st = os.stat(n.source)
+                st = stat(src, dir_fd=dir_fd) if dir_fd is not None else stat(n.source)
             except OSError as exc:
-                raise RedoxFSError(f"/{e.path}: cannot read its source {n.source}: {exc.strerror}") from None
+                raise RedoxFSError(f"/{path}: cannot read its source {n.source}: {exc.strerror}") from None
             if not stat_mod.S_ISREG(st.st_mode):
-                raise RedoxFSError(f"/{e.path}: source {n.source} is not a regular file")
+                raise RedoxFSError(f"/{path}: source {n.source} is not a regular file")
             if st.st_size != e.size:
                 raise RedoxFSError(
-                    f"/{e.path}: source {n.source} is {st.st_size} bytes, the manifest says {e.size}; rebuild the manifest"
+                    f"/{path}: source {n.source} is {st.st_size} bytes, the manifest says {e.size}; rebuild the manifest"
                 )
             n.size = e.size  # == st.st_size (checked above); the entry's int object is shared
-            n.sha256 = e.sha256
             n.rl = RECORD_LEVEL
-        elif e.kind == SYMLINK:
-            n = _Node(e.path, name, SYMLINK, MODE_SYMLINK | perm, e.uid, e.gid, e.mtime, t_c)
-            n.data = _encode_name(e.target or "", f"target of symlink /{e.path}")
+        elif kind == DIR:
+            mode = MODE_DIR | perm
+            n = _Node(e, name, DIR, modes.setdefault(mode, mode), t_c)
+        elif kind == SYMLINK:
+            n = _Node(e, name, SYMLINK, MODE_SYMLINK | perm, t_c)
+            n.data = _encode_name(e.target or "", f"target of symlink /{path}")
             n.size = len(n.data)
-            n.rl = 0
         else:  # pragma: no cover - Entry validates kinds
-            raise RedoxFSError(f"/{e.path}: unknown kind {e.kind}")
-        by_path[e.path] = n
+            raise RedoxFSError(f"/{path}: unknown kind {kind}")
+        by_path[path] = n
+        if link_error is not None:
+            continue
+        # link to the parent (creating implied directories)
+        parent_path = path[:slash] if slash >= 0 else ""
+        parent_node = by_path.get(parent_path)
+        if parent_node is not None and parent_node.kind == DIR:  # the common case
+            parent_node.children.append(n)
+            continue
+        chain: List[_Node] = [n]
+        while parent_path not in by_path:
+            pname = parent_path.rsplit("/", 1)[-1]
+            implied = _Node(Entry(path=parent_path, kind=DIR, mode=_ROOT_MODE, mtime=root_time),
+                            _encode_name(pname, f"name of /{parent_path}"), DIR, MODE_DIR | _ROOT_MODE, root_time)
+            if len(implied.name) > DIR_ENTRY_MAX_LENGTH:
+                link_error = f"name longer than {DIR_ENTRY_MAX_LENGTH} bytes (RedoxFS limit): /{parent_path}"
+                break
+            by_path[parent_path] = implied
+            chain.append(implied)
+            parent_path = parent_path.rsplit("/", 1)[0] if "/" in parent_path else ""
+        if link_error is not None:
+            continue
+        for child in chain:
+            pp = child.path.rsplit("/", 1)[0] if "/" in child.path else ""
+            parent = by_path[pp]
+            if parent.kind != DIR:
+                link_error = f"/{child.path} is below /{pp}, which is a {parent.kind}, not a directory"
+                break
+            parent.children.append(child)
     if too_long:
         shown = ", ".join(too_long[:10]) + (f" and {len(too_long) - 10} more" if len(too_long) > 10 else "")
         raise RedoxFSError(f"name longer than {DIR_ENTRY_MAX_LENGTH} bytes (RedoxFS limit): {shown}")
     if problems:
         raise RedoxFSError("; ".join(problems[:10]))
-    # link children to parents (creating implied directories)
-    for path in sorted(by_path):
-        if not path:
-            continue
-        node = by_path[path]
-        parent_path = path[: path.rfind("/")] if "/" in path else ""
-        parent_node = by_path.get(parent_path)
-        if parent_node is not None and parent_node.kind == DIR:  # the common case
-            parent_node.children.append(node)
-            continue
-        chain: List[_Node] = [node]
-        while parent_path not in by_path:
-            pname = parent_path.rsplit("/", 1)[-1]
-            implied = _Node(parent_path, _encode_name(pname, f"name of /{parent_path}"), DIR,
-                            MODE_DIR | _ROOT_MODE, 0, 0, root_time, root_time)
-            if len(implied.name) > DIR_ENTRY_MAX_LENGTH:
-                raise RedoxFSError(f"name longer than {DIR_ENTRY_MAX_LENGTH} bytes (RedoxFS limit): /{parent_path}")
-            by_path[parent_path] = implied
-            chain.append(implied)
-            parent_path = parent_path.rsplit("/", 1)[0] if "/" in parent_path else ""
-        for child in chain:
-            pp = child.path.rsplit("/", 1)[0] if "/" in child.path else ""
-            parent = by_path[pp]
-            if parent.kind != DIR:
-                raise RedoxFSError(f"/{child.path} is below /{pp}, which is a {parent.kind}, not a directory")
-            parent.children.append(child)
+    if link_error is not None:
+        raise RedoxFSError(link_error)
     return root
+
+
+def _path_of(e: Entry) -> str:
+    return e.path
 
 
 def _check_time(t: int, what: str) -> None:
@@ -329,26 +364,31 @@ def _plan_list(n: _Node, cur: _Cursor, depth: int, first: int) -> int:
 
 
 def _plan_dir(n: _Node, cur: _Cursor) -> None:
-    if not n.children:
+    children = n.children
+    if not children:
         n.blocks = 1
         return
-    items = sorted((c.nh, c.name, c.id) for c in n.children)
-    lists: List[List[Tuple[int, bytes]]] = [[]]
+    # DirLists hold the children in HTree key order (ties: name order); `dirlists` keeps where
+    # each block ends, the entries are made from `children` when the blocks are written.
+    keyed = sorted(zip(name_hashes([c.name for c in children]), [c.name for c in children], children), key=_dir_key)
+    children[:] = [c for _, _, c in keyed]
+    ends: List[int] = []
     keys: List[int] = []
     used = 0
     last_hash = 0
-    for h, name, cid in items:
+    for i, (h, name, _c) in enumerate(keyed):
         es = 5 + len(name)
         if used + es > DIRLIST_BYTES:
             keys.append(last_hash)
-            lists.append([])
+            ends.append(i)
             used = 0
-        lists[-1].append((cid, name))
         used += es
         last_hash = h
     keys.append(last_hash)
-    n.dirlists = lists
+    ends.append(len(keyed))
+    n.dirlists = ends
     n.dl_keys = keys
+    lists = ends
     levels: List[List[Tuple[int, int]]] = []
     count = len(lists)
     while count > 1:
@@ -362,8 +402,21 @@ def _plan_dir(n: _Node, cur: _Cursor) -> None:
     n.blocks = 1 + nblk
 
 
-def _plan(manifest: Any, ctime: Optional[int]) -> _Plan:
-    root = _build_tree(manifest, ctime)
+def _dir_key(item: Tuple[int, bytes, _Node]) -> Tuple[int, bytes]:
+    return item[0], item[1]
+
+
+def _plan(manifest: Any, ctime: Optional[int], dir_fd: Optional[int] = None) -> _Plan:
+    own_fd = _open_base(manifest) if dir_fd is None else None
+    try:
+        return _plan_with(manifest, ctime, dir_fd if dir_fd is not None else own_fd)
+    finally:
+        if own_fd is not None:
+            os.close(own_fd)
+
+
+def _plan_with(manifest: Any, ctime: Optional[int], dir_fd: Optional[int]) -> _Plan:
+    root = _build_tree(manifest, ctime, dir_fd)
     plan = _Plan()
     # ids: depth-first pre-order, children in ascending byte order of names
     nodes = plan.nodes
@@ -377,8 +430,6 @@ def _plan(manifest: Any, ctime: Optional[int]) -> _Plan:
         if n.children:
             n.children.sort(key=lambda c: c.name)
             stack.extend(reversed(n.children))
-    for n, h in zip(nodes, name_hashes([n.name for n in nodes])):
-        n.nh = h
     cur = _Cursor(HEADER_RING)
     for n in nodes:
         n.block = cur.take(0)
@@ -482,7 +533,7 @@ class _Sink:
         out: List[Tuple[int, List[memoryview]]] = []
         if not items:
             return out
-        items.sort(key=_first)
+        items.sort(key=_FIRST)
         run_start = items[0][0]
         run_end = run_start
         bufs: List[memoryview] = []
@@ -530,8 +581,7 @@ class _Sink:
                     pos += k
 
 
-def _first(item: Tuple[int, Any]) -> int:
-    return item[0]
+_FIRST = operator.itemgetter(0)
 
 
 def _region_is_hole(fd: int, offset: int, size: int) -> bool:
@@ -655,20 +705,21 @@ class _Batch:
         self.data_pages: List[List[Tuple[int, int]]] = [[] for _ in range(RECORD_LEVEL + 1)]
 
 
-def _run_jobs(jobs: List[_Job]) -> None:
+def _run_jobs(jobs: List[_Job], dir_fd: Optional[int] = None) -> None:
     for n, dest, pos, last, pad in jobs:
-        _read_file(n, dest, pos, last)
+        _read_file(n, dest, pos, last, dir_fd)
         if pad is not None:
             pad[:] = _ZEROS[: len(pad)]
 
 
-def _read_file(n: _Node, dest: memoryview, pos: int, last: bool) -> None:
-    """Fill `dest` from byte `pos` of the node's content (see `_Source.read_into`)."""
+def _read_file(n: _Node, dest: memoryview, pos: int, last: bool, dir_fd: Optional[int] = None) -> None:
+    """Fill `dest` from byte `pos` of the node's content (see `_Source.read_into`). A relative
+    source is opened against `dir_fd` (the manifest's base directory) when given."""
     if n.data is not None:
         _Source(n).read_into(dest, pos, last)
         return
     try:
-        fd = os.open(n.source, _O_READ)
+        fd = os.open(n.src, _O_READ, dir_fd=dir_fd) if dir_fd is not None else os.open(n.source, _O_READ)
     except OSError as exc:
         raise RedoxFSError(f"/{n.path}: cannot read its source {n.source}: {exc.strerror}") from None
     try:
@@ -685,9 +736,10 @@ _ZEROS = memoryview(bytes(BLOCK_SIZE << RECORD_LEVEL))
 
 
 class _Writer:
-    def __init__(self, plan: _Plan, sink: _Sink):
+    def __init__(self, plan: _Plan, sink: _Sink, dir_fd: Optional[int] = None):
         self.plan = plan
         self.sink = sink
+        self.dir_fd = dir_fd  # the manifest's base directory (relative sources), or None
         self.node_hash = np.zeros(len(plan.nodes), dtype=np.uint64)
         self._hashed = 0  # node hashes filled so far (in plan order)
         self._list_hash: Dict[Tuple[int, int], int] = {}
@@ -748,10 +800,10 @@ class _Writer:
                 h.update(mv)
             if not last:
                 open_[n.id] = h
-            elif n.sha256 is not None and h.hexdigest() != n.sha256:
+            elif n.e.sha256 is not None and h.hexdigest() != n.e.sha256:
                 raise RedoxFSError(
                     f"/{n.path}: source {n.source} no longer matches the manifest (sha256 {h.hexdigest()}, the "
-                    f"manifest says {n.sha256}); rebuild the manifest"
+                    f"manifest says {n.e.sha256}); rebuild the manifest"
                 )
 
     def _wait(self) -> None:
@@ -792,7 +844,7 @@ class _Writer:
         pending: Optional[Tuple[_Batch, Future, Future]] = None
         if nxt is not None:
             b = self._prepare(nxt[0], nxt[1], slot)
-            pending = (b, submit(self._zero_nodes, b), submit(_run_jobs, b.big))
+            pending = (b, submit(self._zero_nodes, b), submit(_run_jobs, b.big, self.dir_fd))
         while pending is not None:
             batch, zeroing, reading = pending
             nxt = next(batches, None)
@@ -800,7 +852,7 @@ class _Writer:
             if nxt is not None:
                 self._sha_wait(slot)  # the slot's previous batch is checked before it is refilled
                 b = self._prepare(nxt[0], nxt[1], slot)
-                pending = (b, submit(self._zero_nodes, b), submit(_run_jobs, b.big))
+                pending = (b, submit(self._zero_nodes, b), submit(_run_jobs, b.big, self.dir_fd))
             else:
                 pending = None
             writes = self._process(batch, zeroing, reading)
@@ -869,9 +921,9 @@ class _Writer:
     # -- main thread ----------------------------------------------------------------------------
     def _process(self, b: _Batch, zeroing: Future, reading: Future) -> List[Tuple[int, memoryview]]:
         writes: List[Tuple[int, memoryview]] = []
-        _run_jobs(b.small)
+        _run_jobs(b.small, self.dir_fd)
         node_arr = zeroing.result()  # the batch's node blocks, zeroed (IO thread)
-        self._read_inline(b.nodes, node_arr)
+        self._read_inline(b.nodes, node_arr, self.dir_fd)
         reading.result()  # the big reads (IO thread)
         self._sha_jobs[b.slot] = self._sha_pool.submit(self._sha_check, self._sha_items(b, node_arr))
         self._records(b, writes)
@@ -902,7 +954,7 @@ class _Writer:
         return self._node_buf(b.slot, len(b.nodes)) if b.nodes else None
 
     @staticmethod
-    def _read_inline(nodes: List[_Node], arr: Optional[np.ndarray]) -> None:
+    def _read_inline(nodes: List[_Node], arr: Optional[np.ndarray], dir_fd: Optional[int]) -> None:
         """Read inline file contents into their node blocks."""
         if arr is None:
             return
@@ -912,7 +964,7 @@ class _Writer:
         for n in nodes:
             size = n.size
             if size and size <= INLINE_MAX and n.kind != DIR:
-                read(n, buf[base : base + size], 0, True)
+                read(n, buf[base : base + size], 0, True, dir_fd)
             base += BLOCK_SIZE
 
     # -- records --------------------------------------------------------------------------------
@@ -1017,11 +1069,14 @@ class _Writer:
         rows: List[int] = []
         for n in dirs:
             rows.append(row)
-            for lst in n.dirlists:
-                blob = b"".join(cid.to_bytes(4, "little") + bytes((len(name),)) + name for cid, name in lst)
+            entries = n.children
+            start = 0
+            for end in n.dirlists:
+                blob = b"".join([c.id.to_bytes(4, "little") + _LEN_BYTE[len(c.name)] + c.name for c in entries[start:end]])
                 base = row * BLOCK_SIZE
                 buf[base : base + len(blob)] = blob
-                buf[base + DIRLIST_BYTES : base + BLOCK_SIZE] = len(lst).to_bytes(2, "little") + len(blob).to_bytes(2, "little")
+                buf[base + DIRLIST_BYTES : base + BLOCK_SIZE] = (end - start).to_bytes(2, "little") + len(blob).to_bytes(2, "little")
+                start = end
                 row += 1
         dl_hash = seahash_rows(arr).tolist()
         # HTree levels, lowest first; child pointers per dir: list of (addr, hash, key)
@@ -1074,16 +1129,17 @@ class _Writer:
         pack_ptr = PTR_STRUCT.pack_into
         for row, n in enumerate(nodes):
             base = row * BLOCK_SIZE
+            e = n.e
             if n.kind == DIR:
-                pack(buf, base, n.mode, n.uid, n.gid, 1, n.size, n.blocks, n.ctime, 0, n.mtime, 0, n.mtime, 0, n.rl, 0)
+                pack(buf, base, n.mode, e.uid, e.gid, 1, n.size, n.blocks, n.ctime, 0, e.mtime, 0, e.mtime, 0, n.rl, 0)
                 if n.dirlists:
                     depth, addr, h = self._dir_root[n.id]
                     _DIR_ROOT.pack_into(buf, base + 128, 0xFFFFFFFFFFFFFFF0 | depth, 0xFFFFFFFFFFFFFFFF, addr, h)
             elif n.size <= INLINE_MAX:
-                pack(buf, base, n.mode, n.uid, n.gid, 1, n.size, n.blocks, n.ctime, 0, n.mtime, 0, n.mtime, 0,
+                pack(buf, base, n.mode, e.uid, e.gid, 1, n.size, n.blocks, n.ctime, 0, e.mtime, 0, e.mtime, 0,
                      n.rl, FLAG_INLINE)
             else:
-                pack(buf, base, n.mode, n.uid, n.gid, 1, n.size, n.blocks, n.ctime, 0, n.mtime, 0, n.mtime, 0, n.rl, 0)
+                pack(buf, base, n.mode, e.uid, e.gid, 1, n.size, n.blocks, n.ctime, 0, e.mtime, 0, e.mtime, 0, n.rl, 0)
                 if n.nrec == 1:
                     assert n.rec_hash is not None
                     pack_ptr(buf, base + 128, make_addr(n.rec_base, n.last_level), int(n.rec_hash[0]))
@@ -1095,7 +1151,9 @@ class _Writer:
         self._hashed += len(nodes)
         for n in nodes:
             n.rec_hash = None  # free the per-record hashes
-            n.dirlists = ()
+            if n.dirlists:
+                n.dirlists = ()
+                n.children = _NO_NODES
         # node blocks are mostly contiguous with each other (inline files) or with their data
         row0 = 0
         nn = len(nodes)
@@ -1256,18 +1314,23 @@ def write_redoxfs(
 
 
 def _write(out: BinaryIO, manifest: Any, offset: int, size: int, uuid: Optional[bytes], ctime: Optional[int]) -> None:
-    plan = _plan(manifest, ctime)
-    need = plan.needed_blocks * BLOCK_SIZE
-    if size < need:
-        raise RedoxFSError(
-            f"image too small: this RedoxFS needs at least {need} bytes "
-            f"({-(-need // (1 << 20))} MiB), got {size} bytes ({size / (1 << 20):.1f} MiB)"
-        )
-    sink = _Sink(out, offset, size)
-    sink.prepare()
-    w = _Writer(plan, sink)
-    if uuid is not None:
-        w.uuid = uuid
-    else:
-        w.uuid_fn = lambda: default_uuid(manifest, size, ctime)
-    w.run()
+    dir_fd = _open_base(manifest)
+    try:
+        plan = _plan(manifest, ctime, dir_fd)
+        need = plan.needed_blocks * BLOCK_SIZE
+        if size < need:
+            raise RedoxFSError(
+                f"image too small: this RedoxFS needs at least {need} bytes "
+                f"({-(-need // (1 << 20))} MiB), got {size} bytes ({size / (1 << 20):.1f} MiB)"
+            )
+        sink = _Sink(out, offset, size)
+        sink.prepare()
+        w = _Writer(plan, sink, dir_fd)
+        if uuid is not None:
+            w.uuid = uuid
+        else:
+            w.uuid_fn = lambda: default_uuid(manifest, size, ctime)
+        w.run()
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
