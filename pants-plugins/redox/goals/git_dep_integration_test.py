@@ -17,20 +17,13 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
-from pants.backend.python import register as python_backend
-from pants.backend.python import target_types_rules
-from pants.backend.python.util_rules import pex_from_targets
 from pants.core.goals.package import BuiltPackage
-from pants.core.target_types import FileTarget, FilesGeneratorTarget
-from pants.core.util_rules import archive, system_binaries
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
-from redox import register
 from redox.goals.cargo_package import CargoPackageFieldSet
-from redox.goals.package_integration_test import PEX, configure, materialize, package, repo_files
+from redox.goals.package_integration_test import PEX, build_root_files, configure, materialize, package, redox_rule_runner
 
 LOCK = "3rdparty/test-sources/sources.lock.toml"
 UNREACHABLE = "https://127.0.0.1:9/redox/gitdep-lib.git"
@@ -63,25 +56,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Dict:
 
 @pytest.fixture(scope="module")
 def rule_runner(made: Dict) -> RuleRunner:
-    rr = RuleRunner(
-        rules=[
-            *register.rules(),
-            *pex_from_targets.rules(),
-            *target_types_rules.rules(),
-            *archive.rules(),
-            *system_binaries.rules(),
-            QueryRule(BuiltPackage, [CargoPackageFieldSet]),
-            QueryRule(WrappedTarget, [WrappedTargetRequest]),
-        ],
-        target_types=[*register.target_types(), *python_backend.target_types(), FileTarget, FilesGeneratorTarget],
-    )
-    files = repo_files()
-    reqs = [r.strip() for r in files["3rdparty/python/redox-tools-requirements.txt"].splitlines() if r.strip()]
-    files["3rdparty/python/BUILD"] = "".join(
-        f"python_requirement(name='r{i}', requirements=[{r!r}], resolve='redox-tools')\n" for i, r in enumerate(reqs)
-    )
-    files["pants-plugins/redox_tools/BUILD"] = 'python_sources(resolve="redox-tools", sources=["**/*.py"])\n'
-    rr.write_files(files)
+    rr = redox_rule_runner(QueryRule(BuiltPackage, [CargoPackageFieldSet]))
+    rr.write_files(build_root_files())
     made.update(make_repositories(rr.build_root, made["root"]))
     lock = "[lock]\nformat = 1\n"
     targets = ""

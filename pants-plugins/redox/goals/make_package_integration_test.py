@@ -16,23 +16,23 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pants.backend.python import register as python_backend
-from pants.backend.python import target_types_rules
-from pants.backend.python.util_rules import pex_from_targets
 from pants.core.goals.package import BuiltPackage
-from pants.core.target_types import FileTarget, FilesGeneratorTarget
-from pants.core.util_rules import archive, system_binaries
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
-from redox import register
 from redox.goals.c_package import CPackageFieldSet
 from redox.goals.cargo_package import CargoPackageFieldSet
 from redox.goals.make_package import MakePackageFieldSet
 from redox.goals.sysroot import SysrootFieldSet
-from redox.goals.package_integration_test import BUILD_FILES, configure, materialize, package, readelf, repo_files
+from redox.goals.package_integration_test import (
+    build_root_files,
+    configure,
+    materialize,
+    package,
+    readelf,
+    redox_rule_runner,
+)
 from redox.goals.package_integration_test import pytestmark as needs_toolchain
 
 pytestmark = needs_toolchain
@@ -64,32 +64,17 @@ redox_cargo_package(name="cbindgen", sources=[], source="//3rdparty/redox:cbindg
 
 @pytest.fixture(scope="module")
 def rule_runner() -> RuleRunner:
-    rr = RuleRunner(
-        rules=[
-            *register.rules(),
-            *target_types_rules.rules(),
-            *pex_from_targets.rules(),
-            *archive.rules(),
-            *system_binaries.rules(),
-            QueryRule(BuiltPackage, [CargoPackageFieldSet]),
-            QueryRule(BuiltPackage, [CPackageFieldSet]),
-            QueryRule(BuiltPackage, [MakePackageFieldSet]),
-            QueryRule(BuiltPackage, [SysrootFieldSet]),
-            QueryRule(WrappedTarget, [WrappedTargetRequest]),
-        ],
-        target_types=[*register.target_types(), *python_backend.target_types(), FileTarget, FilesGeneratorTarget],
-    )
-    files = repo_files()
-    reqs = [r.strip() for r in files["3rdparty/python/redox-tools-requirements.txt"].splitlines() if r.strip()]
-    files["3rdparty/python/BUILD"] = "".join(
-        f"python_requirement(name='r{i}', requirements=[{r!r}], resolve='redox-tools')\n" for i, r in enumerate(reqs)
+    rr = redox_rule_runner(
+        QueryRule(BuiltPackage, [CargoPackageFieldSet]),
+        QueryRule(BuiltPackage, [CPackageFieldSet]),
+        QueryRule(BuiltPackage, [MakePackageFieldSet]),
+        QueryRule(BuiltPackage, [SysrootFieldSet]),
     )
     with open(LOCK, encoding="utf-8") as f:
         lock = f.read()
     rr.write_files(
         {
-            **files,
-            "pants-plugins/redox_tools/BUILD": BUILD_FILES["pants-plugins/redox_tools/BUILD"],
+            **build_root_files(),
             f"{FIXTURE}/BUILD": Path(FIXTURE, "BUILD").read_text(encoding="utf-8") + TEST_BUILD,
             "packages/host/BUILD": HOST_BUILD,
             "3rdparty/redox/BUILD": 'redox_source(name="cbindgen")\n',

@@ -36,6 +36,37 @@ READELF = "/usr/bin/llvm-readelf-22"
 pytestmark = pytest.mark.skipif(not os.path.isfile(READELF), reason="needs llvm-22 (3rdparty/tools/host-packages)")
 
 
+def redox_rule_runner(*queries: QueryRule) -> RuleRunner:
+    """A RuleRunner with the redox backend, Python's and the files target types, and `queries`
+    (besides WrappedTarget by WrappedTargetRequest, which every test asks for)."""
+    return RuleRunner(
+        rules=[
+            *register.rules(),
+            *pex_from_targets.rules(),
+            *target_types_rules.rules(),
+            *archive.rules(),
+            *system_binaries.rules(),
+            QueryRule(WrappedTarget, [WrappedTargetRequest]),
+            *queries,
+        ],
+        target_types=[*register.target_types(), *python_backend.target_types(), FileTarget, FilesGeneratorTarget],
+    )
+
+
+def build_root_files(*, requirements: bool = True) -> Dict[str, str]:
+    """`repo_files()` with the BUILD files the tools venv needs: redox_tools as sources of the
+    redox-tools resolve and, with `requirements`, one python_requirement per line of the real
+    requirements file (the same lockfile); without, none (tests that run no tool)."""
+    files = repo_files()
+    reqs = [r.strip() for r in files["3rdparty/python/redox-tools-requirements.txt"].splitlines() if r.strip()]
+    files["3rdparty/python/BUILD"] = "".join(
+        f"python_requirement(name='r{i}', requirements=[{r!r}], resolve='redox-tools')\n" for i, r in enumerate(reqs)
+        if requirements
+    )
+    files["pants-plugins/redox_tools/BUILD"] = 'python_sources(resolve="redox-tools", sources=["**/*.py"])\n'
+    return files
+
+
 def test_pex_is_a_declared_input() -> None:
     assert os.path.isfile(PEX), f"{PEX} is missing: the test needs //:pex (built by ./pants) as a dependency"
 
@@ -59,7 +90,6 @@ def repo_files() -> Dict[str, str]:
 
 
 BUILD_FILES = {
-    "pants-plugins/redox_tools/BUILD": 'python_sources(resolve="redox-tools", sources=["**/*.py"])\n',
     "packages/fixtures/c-object/BUILD": (
         'redox_c_package(name="c-object", install={"hello.o": "/usr/lib/redox-pants/hello.o"})\n'
     ),
@@ -124,32 +154,12 @@ redox_flat_binary(
 
 @pytest.fixture(scope="module")
 def rule_runner() -> RuleRunner:
-    rr = RuleRunner(
-        rules=[
-            *register.rules(),
-            *pex_from_targets.rules(),
-            *target_types_rules.rules(),
-            *archive.rules(),
-            *system_binaries.rules(),
-            QueryRule(BuiltPackage, [CargoPackageFieldSet]),
-            QueryRule(BuiltPackage, [CPackageFieldSet]),
-            QueryRule(BuiltPackage, [FlatBinaryFieldSet]),
-            QueryRule(WrappedTarget, [WrappedTargetRequest]),
-        ],
-        target_types=[
-            *register.target_types(),
-            *python_backend.target_types(),
-            FileTarget,
-            FilesGeneratorTarget,
-        ],
+    rr = redox_rule_runner(
+        QueryRule(BuiltPackage, [CargoPackageFieldSet]),
+        QueryRule(BuiltPackage, [CPackageFieldSet]),
+        QueryRule(BuiltPackage, [FlatBinaryFieldSet]),
     )
-    files = repo_files()
-    # One python_requirement per line of the real requirements file (same lockfile).
-    reqs = [r.strip() for r in files["3rdparty/python/redox-tools-requirements.txt"].splitlines() if r.strip()]
-    files["3rdparty/python/BUILD"] = "".join(
-        f"python_requirement(name='r{i}', requirements=[{r!r}], resolve='redox-tools')\n" for i, r in enumerate(reqs)
-    )
-    rr.write_files({**files, **BUILD_FILES})
+    rr.write_files({**build_root_files(), **BUILD_FILES})
     configure(rr, search_path=["/usr/bin"])
     return rr
 

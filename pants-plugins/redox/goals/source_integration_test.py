@@ -15,22 +15,23 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
-from pants.backend.python import register as python_backend
-from pants.backend.python import target_types_rules
-from pants.backend.python.util_rules import pex_from_targets
 from pants.core.goals.package import BuiltPackage
-from pants.core.target_types import FileTarget, FilesGeneratorTarget
-from pants.core.util_rules import archive, system_binaries
 from pants.engine.addresses import Address
 from pants.engine.fs import AddPrefix, Digest, Snapshot
 from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
-from redox import register
 from redox.goals.c_package import CPackageFieldSet
 from redox.goals.cargo_package import CARGO_VENDOR_DIR, UPSTREAM_DIR, CargoPackageFieldSet, CargoVendor, CargoVendorRequest
-from redox.goals.package_integration_test import READELF, configure, materialize, package, readelf, repo_files
+from redox.goals.package_integration_test import (
+    READELF,
+    build_root_files,
+    configure,
+    materialize,
+    package,
+    readelf,
+    redox_rule_runner,
+)
 from redox.goals.source import SourceCheckout, SourceCheckoutRequest
 from redox.util_rules.toolchain import RedoxToolchain, RedoxToolchainRequest
 
@@ -93,31 +94,17 @@ def make_upstream(root: Path) -> Dict[str, str]:
 
 @pytest.fixture(scope="module")
 def rule_runner(tmp_path_factory: pytest.TempPathFactory) -> RuleRunner:
-    rr = RuleRunner(
-        rules=[
-            *register.rules(),
-            *pex_from_targets.rules(),
-            *target_types_rules.rules(),
-            *archive.rules(),
-            *system_binaries.rules(),
-            QueryRule(BuiltPackage, [CargoPackageFieldSet]),
-            QueryRule(BuiltPackage, [CPackageFieldSet]),
-            QueryRule(SourceCheckout, [SourceCheckoutRequest]),
-            QueryRule(WrappedTarget, [WrappedTargetRequest]),
-            QueryRule(RedoxToolchain, [RedoxToolchainRequest]),
-            QueryRule(CargoVendor, [CargoVendorRequest]),
-            QueryRule(Digest, [AddPrefix]),
-            QueryRule(Snapshot, [Digest]),
-        ],
-        target_types=[*register.target_types(), *python_backend.target_types(), FileTarget, FilesGeneratorTarget],
+    rr = redox_rule_runner(
+        QueryRule(BuiltPackage, [CargoPackageFieldSet]),
+        QueryRule(BuiltPackage, [CPackageFieldSet]),
+        QueryRule(SourceCheckout, [SourceCheckoutRequest]),
+        QueryRule(RedoxToolchain, [RedoxToolchainRequest]),
+        QueryRule(CargoVendor, [CargoVendorRequest]),
+        QueryRule(Digest, [AddPrefix]),
+        QueryRule(Snapshot, [Digest]),
     )
     up = make_upstream(tmp_path_factory.mktemp("upstream"))
-    files = repo_files()
-    reqs = [r.strip() for r in files["3rdparty/python/redox-tools-requirements.txt"].splitlines() if r.strip()]
-    files["3rdparty/python/BUILD"] = "".join(
-        f"python_requirement(name='r{i}', requirements=[{r!r}], resolve='redox-tools')\n" for i, r in enumerate(reqs)
-    )
-    files["pants-plugins/redox_tools/BUILD"] = 'python_sources(resolve="redox-tools", sources=["**/*.py"])\n'
+    files = build_root_files()
     files[LOCK] = f"""
 [lock]
 format = 1

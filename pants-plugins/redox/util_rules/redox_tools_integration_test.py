@@ -7,18 +7,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from pants.backend.python import register as python_backend
-from pants.backend.python import target_types_rules
-from pants.backend.python.util_rules import pex_from_targets
-from pants.core.util_rules import system_binaries
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
-from redox import register
-from redox.goals.package_integration_test import PEX, configure, repo_files
+from redox.goals.package_integration_test import PEX, build_root_files, configure, redox_rule_runner
 from redox.util_rules.redox_tools import RedoxToolProcess
 
 pytestmark = pytest.mark.skipif(not os.path.isfile(PEX), reason="needs the bootstrapped pex (run via ./pants)")
@@ -26,21 +21,8 @@ pytestmark = pytest.mark.skipif(not os.path.isfile(PEX), reason="needs the boots
 
 @pytest.fixture(scope="module")
 def rule_runner() -> RuleRunner:
-    rr = RuleRunner(
-        rules=[
-            *register.rules(),
-            *pex_from_targets.rules(),
-            *target_types_rules.rules(),
-            *system_binaries.rules(),
-            QueryRule(Process, [RedoxToolProcess]),
-            QueryRule(FallibleProcessResult, [Process]),
-            QueryRule(WrappedTarget, [WrappedTargetRequest]),
-        ],
-        target_types=[*register.target_types(), *python_backend.target_types()],
-    )
-    files = {k: v for k, v in repo_files().items() if k.startswith(("pants-plugins/", "3rdparty/"))}
-    files["pants-plugins/redox_tools/BUILD"] = 'python_sources(resolve="redox-tools", sources=["**/*.py"])\n'
-    files["3rdparty/python/BUILD"] = ""
+    rr = redox_rule_runner(QueryRule(Process, [RedoxToolProcess]), QueryRule(FallibleProcessResult, [Process]))
+    files = {k: v for k, v in build_root_files(requirements=False).items() if k.startswith(("pants-plugins/", "3rdparty/"))}
     # the hostile neighbours: an unknown field, a BUILD.off, an absolute symlink
     files["scratch/bad/BUILD"] = 'python_sources(no_such_field=1)\n'
     files["scratch/off/BUILD.off"] = "this is not python(\n"
