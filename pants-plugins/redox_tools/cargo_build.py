@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from redox_tools import cross_env
-from redox_tools.driver import image_relpath, load_spec, spec_main
+from redox_tools.driver import cargo_env, image_relpath, load_spec, resolve, spec_main
 from redox_tools.errors import ToolError, run_main
 from redox_tools.sources.cargo_git import VendoredGitSource, read_index, source_replacement_config
 
@@ -286,10 +286,6 @@ def sysroot_link_flags(spec: Spec, root: str) -> List[str]:
     ]
 
 
-def resolve(path: str, root: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(root, path)
-
-
 def profile_dir(profile: str) -> str:
     return {"dev": "debug", "test": "debug", "bench": "release"}.get(profile, profile)
 
@@ -526,16 +522,7 @@ def build(spec: Spec) -> List[str]:
     with open(os.path.join(cargo_home, "config.toml"), "w") as f:
         f.write(cargo_config(vendor, read_index(resolve(spec.git_vendor_dir, root)) if spec.git_vendor_dir else ()))
 
-    env = {
-        "PATH": os.pathsep.join(spec.path),
-        "HOME": work,
-        "CARGO_HOME": cargo_home,
-        "RUSTC": rustc,
-        "RUSTC_BOOTSTRAP": "1",
-        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
-        "CARGO_TERM_COLOR": "never",
-        "CARGO_INCREMENTAL": "0",
-    }
+    env = cargo_env(spec.path, work, cargo_home, rustc)
     env["PATH"] = os.pathsep.join(toolchain_bin_dirs(spec, root) + [env["PATH"]])
     env.update(cc_target_env(spec, root, work))
     metadata, metadata_error = cargo_metadata(cargo, manifest, env)

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import shutil
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from redox_tools.errors import ToolError
 
@@ -21,6 +21,27 @@ def spec_main(module: str, doc: Optional[str], build: Callable[[str], Iterable[s
     for line in build(parser.parse_args(argv).spec):
         print(line)
     return 0
+
+
+def resolve(path: str, root: str) -> str:
+    """A spec path: absolute as given, else relative to the sandbox root."""
+    return path if os.path.isabs(path) else os.path.join(root, path)
+
+
+def cargo_env(path: Sequence[str], work: str, cargo_home: str, rustc: str) -> Dict[str, str]:
+    """The environment every cargo run of the drivers starts from: nothing of the caller's but
+    `path`, a private HOME/CARGO_HOME, the toolchain's rustc with nightly features, fixed time,
+    no colours, no incremental state."""
+    return {
+        "PATH": os.pathsep.join(path),
+        "HOME": work,
+        "CARGO_HOME": cargo_home,
+        "RUSTC": rustc,
+        "RUSTC_BOOTSTRAP": "1",
+        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
+        "CARGO_TERM_COLOR": "never",
+        "CARGO_INCREMENTAL": "0",
+    }
 
 
 def load_spec(cls: Type[T], path: str, error: Type[ToolError], what: str) -> T:

@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 from redox_tools import cross_env
 from redox_tools.cargo_build import cargo_config, merge_vendor_dirs
-from redox_tools.driver import load_spec, spec_main
+from redox_tools.driver import load_spec, resolve, spec_main
 from redox_tools.errors import ToolError, run_main
 from redox_tools.sources.cargo_git import read_index
 
@@ -67,10 +67,6 @@ class MakeSpec:
     @classmethod
     def load(cls, path: str) -> "MakeSpec":
         return load_spec(cls, path, MakeBuildError, "make build")
-
-
-def resolve(path: str, root: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(root, path)
 
 
 def tail(text: str, lines: int = 40) -> str:

@@ -27,7 +27,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from redox_tools.driver import load_spec, spec_main
+from redox_tools.driver import cargo_env, load_spec, resolve, spec_main
 from redox_tools.errors import ToolError, run_main
 
 DUMMY_CRATE = "redox_pants_std"
@@ -60,10 +60,6 @@ class Spec:
     @classmethod
     def load(cls, path: str) -> "Spec":
         return load_spec(cls, path, StdBuildError, "std build")
-
-
-def resolve(path: str, root: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(root, path)
 
 
 def target_args(spec: Spec, root: str) -> Tuple[List[str], str]:
@@ -165,14 +161,7 @@ def build(spec: Spec) -> List[str]:
     with open(os.path.join(cargo_home, "config.toml"), "w") as f:
         f.write(cargo_home_config(std_vendor))
     env = {
-        "PATH": os.pathsep.join(spec.path),
-        "HOME": work,
-        "CARGO_HOME": cargo_home,
-        "RUSTC": rustc,
-        "RUSTC_BOOTSTRAP": "1",
-        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
-        "CARGO_TERM_COLOR": "never",
-        "CARGO_INCREMENTAL": "0",
+        **cargo_env(spec.path, work, cargo_home, rustc),
         **profile_env(spec),
         "CARGO_ENCODED_RUSTFLAGS": "\x1f".join(std_rustflags(spec, root)),
     }
