@@ -58,10 +58,10 @@ def build_root_files(*, requirements: bool = True) -> Dict[str, str]:
     redox-tools resolve and, with `requirements`, one python_requirement per line of the real
     requirements file (the same lockfile); without, none (tests that run no tool)."""
     files = repo_files()
-    reqs = [r.strip() for r in files["3rdparty/python/redox-tools-requirements.txt"].splitlines() if r.strip()]
+    lines = files["3rdparty/python/redox-tools-requirements.txt"].splitlines() if requirements else []
+    reqs = [r.strip() for r in lines if r.strip()]
     files["3rdparty/python/BUILD"] = "".join(
         f"python_requirement(name='r{i}', requirements=[{r!r}], resolve='redox-tools')\n" for i, r in enumerate(reqs)
-        if requirements
     )
     files["pants-plugins/redox_tools/BUILD"] = 'python_sources(resolve="redox-tools", sources=["**/*.py"])\n'
     return files
