@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from redox import target_types as vocabulary
 from redox.goals import boot, c_package, cargo_package, data_package, disk_image, initfs, run_vm, source
-from redox.goals import flat_binary, make_package, sysroot
+from redox.goals import flat_binary, make_package, rust_std, sysroot
 from redox.goals import system, system_options
 from redox.system_markers import BUILD_FILE_OBJECTS
 from redox.util_rules import (
@@ -41,6 +41,7 @@ def rules():
         *dependency_inference.rules(),
         *source.rules(),
         *cargo_package.rules(),
+        *rust_std.rules(),
         *c_package.rules(),
         *flat_binary.rules(),
         *sysroot.rules(),

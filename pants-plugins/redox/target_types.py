@@ -365,6 +365,33 @@ class RedoxCargoPackageTarget(Target):
     )
 
 
+class RustStdPackageField(TargetReferenceField, StringField):
+    alias = "package"
+    required = True
+    help = help_text(
+        """
+        The `redox_cargo_package` (with `build_std`) whose standard library this is: its target,
+        `build_std` crates and features, std-shaping profile settings and rustflags make the std
+        key, so this is byte for byte the std that package links against.
+        """
+    )
+
+
+class RedoxRustStdTarget(Target):
+    alias = "redox_rust_std"
+    core_fields = (*COMMON_TARGET_FIELDS, RustStdPackageField, OutputPathField)
+    help = help_text(
+        """
+        The prebuilt Rust standard library a cargo package links against (`--sysroot` instead of
+        `-Z build-std`), as a package: `./pants package` writes the sysroot
+        (`lib/rustlib/<target>/lib/*.rlib`) to dist/. It is the same cached build the package's
+        own build uses (one per std key), so packaging it costs nothing more. For cargo builds
+        outside Pants (`RUSTFLAGS="--sysroot=dist/..."`, no `-Z build-std`) and for tests that
+        need exactly the std the rules build.
+        """
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # redox_c_package
 # ---------------------------------------------------------------------------------------------
@@ -1327,6 +1354,7 @@ def target_types():
     return [
         RedoxSourceTarget,
         RedoxCargoPackageTarget,
+        RedoxRustStdTarget,
         RedoxCPackageTarget,
         RedoxFlatBinaryTarget,
         RedoxSysrootTarget,

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from redox_tools.cargo_build_testutil import base_pass_spec, build_std, finish, mount_std, needs_toolchain, sandbox, start, std_spec
+from redox_tools.cargo_build_testutil import (
+    HELLO_STD,
+    base_pass_spec,
+    finish,
+    mount_std,
+    needs_toolchain,
+    sandbox,
+    start,
+    std_for,
+    std_spec,
+)
 
 pytestmark = needs_toolchain
 
@@ -19,7 +29,7 @@ def test_base_two_passes_keep_features_apart(tmp_path: Path) -> None:
         "together": (["rootd", "initd"], {"rootd": "/usr/bin/rootd", "initd": "/bin/initd"}),
     }
     # One std for all three (the same key: base's profile is redox-hello's), as in Pants.
-    std = build_std(tmp_path / "std", std_spec())
+    std = std_for(HELLO_STD, tmp_path / "std", std_spec())
     procs = {}
     for name, (members, install) in passes.items():
         sandbox(tmp_path / name, "base-shaped")

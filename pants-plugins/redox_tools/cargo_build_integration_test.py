@@ -17,9 +17,9 @@ from typing import List
 import pytest
 
 from redox_tools.cargo_build_testutil import (
+    HELLO_STD,
     assert_one_error,
     bad_build,
-    build_std,
     finish,
     header_field,
     hello_spec,
@@ -29,6 +29,7 @@ from redox_tools.cargo_build_testutil import (
     run,
     sandbox,
     start,
+    std_for,
     std_spec,
     symbol_values,
     toolchain,
@@ -43,8 +44,8 @@ pytestmark = needs_toolchain
 
 @pytest.fixture(scope="module")
 def std(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """redox-hello's std (core + compiler_builtins), built once as the rule builds it."""
-    return build_std(tmp_path_factory.mktemp("std"), std_spec())
+    """redox-hello's std (core + compiler_builtins): the rule's own build (`HELLO_STD`)."""
+    return std_for(HELLO_STD, tmp_path_factory.mktemp("std"), std_spec())
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 from redox_tools.cargo_build_testutil import (
+    KERNEL_STD,
     assert_one_error,
     bad_build,
-    build_std,
     header_field,
     hello_spec,
     kernel_spec,
@@ -19,6 +19,7 @@ from redox_tools.cargo_build_testutil import (
     run,
     sandbox,
     section_names,
+    std_for,
     std_spec,
     symbol_values,
 )
@@ -36,7 +37,7 @@ def test_kernel_split_debug(tmp_path: Path) -> None:
     std_root = tmp_path / "std"
     std_root.mkdir()
     shutil.copyfile(crate / "x86_64-kernel.json", std_root / "x86_64-kernel.json")
-    std = build_std(std_root, std_spec(
+    std = std_for(KERNEL_STD, std_root, std_spec(
         target="custom", target_spec="x86_64-kernel.json", crates=["alloc", "compiler_builtins", "core"],
         profile_settings={"opt-level": "s", "panic": "abort", "debug": "2"}, rustflags=[],
     ))

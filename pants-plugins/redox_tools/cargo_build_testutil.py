@@ -247,6 +247,26 @@ def build_std(root: Path, spec: Dict[str, object]) -> Path:
     return root / "__std_sysroot"
 
 
+# The `redox_rust_std` targets whose std the tests link against (BUILD: runtime_package_dependencies).
+HELLO_STD = "packages/fixtures/redox-hello:std"
+KERNEL_STD = "packages/fixtures/kernel-shaped:std"
+UEFI_STD = "packages/fixtures/uefi-selftest:std"
+
+
+def packaged_std(address: str) -> Optional[Path]:
+    """The std sysroot `./pants package <address>` writes, where Pants puts a test's
+    `runtime_package_dependencies` (its output path under the sandbox root): the rule's own cached
+    build, the std the package really links against. None outside Pants (pytest by hand)."""
+    spec_path, name = address.split(":")
+    path = PLUGINS.parent / spec_path.replace("/", ".") / name
+    return path if (path / "lib" / "rustlib").is_dir() else None
+
+
+def std_for(address: str, root: Path, spec: Dict[str, object]) -> Path:
+    """The packaged std of `address`, or (by hand, outside Pants) the same std built here from `spec`."""
+    return packaged_std(address) or build_std(root, spec)
+
+
 def mount_std(sandbox_root: Path, sysroot: Path) -> str:
     """Put a prebuilt std into a sandbox the way Pants mounts an immutable input (a symlink)."""
     link = sandbox_root / "__std_sysroot"

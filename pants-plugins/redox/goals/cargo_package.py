@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address
@@ -120,6 +120,23 @@ def crate_dir(address, files) -> str:
 
 def triple_of(fs: CargoPackageFieldSet) -> str:
     return "custom" if fs.target_spec.value else (fs.rust_target.value or "")
+
+
+def package_std_request(field_set: CargoPackageFieldSet, sources_digest: Digest, the_crate_dir: str) -> PackageStdRequest:
+    """The std key of a package's `build_std` (the same for its build and its `redox_rust_std`)."""
+    return PackageStdRequest(
+        address=field_set.address,
+        sources_digest=sources_digest,
+        crate_dir=the_crate_dir,
+        triple=triple_of(field_set),
+        target_spec=field_set.target_spec.value,
+        crates=tuple(sorted(set(field_set.build_std.value or ()))),
+        features=tuple(sorted(set(field_set.build_std_features.value or ()))),
+        profile=field_set.profile.value or "release",
+        profile_settings=tuple(sorted((field_set.profile_settings.value or {}).items())),
+        rustflags=tuple(field_set.rustflags.value or ()),
+        linkage=field_set.linkage.value or "static",
+    )
 
 
 @dataclass(frozen=True)
@@ -264,6 +281,7 @@ async def build_cargo_package(
             )
     upstream_digest = None
     upstream_dir = None
+    std_manifest_digest: Optional[Digest] = None
     git_vendor_dir = None
     toolchain_request = RedoxToolchainRequest(triple, needs_rust_src=bool(field_set.build_std.value))
     vendor_dirs = [t.address.spec_path for t in vendor_targets]
@@ -273,6 +291,7 @@ async def build_cargo_package(
         )
         upstream_digest = upstream.digest
         upstream_dir = upstream.root
+        std_manifest_digest = upstream.digest  # the checkout's Cargo.toml (and target JSON)
         # The network step of the build: crates.io crates of the checkout's Cargo.lock.
         vendor_toolchain = await Get(RedoxToolchain, RedoxToolchainRequest, toolchain_request)
         cargo_vendor = await Get(
@@ -304,19 +323,8 @@ async def build_cargo_package(
     std = (
         await Get(
             StdSysroot,
-            PackageStdRequest(
-                address=address,
-                sources_digest=upstream_digest if upstream_digest else sources.snapshot.digest,
-                crate_dir=the_crate_dir,
-                triple=triple,
-                target_spec=field_set.target_spec.value,
-                crates=tuple(sorted(set(field_set.build_std.value))),
-                features=tuple(sorted(set(field_set.build_std_features.value or ()))),
-                profile=field_set.profile.value or "release",
-                profile_settings=tuple(sorted((field_set.profile_settings.value or {}).items())),
-                rustflags=tuple(field_set.rustflags.value or ()),
-                linkage=field_set.linkage.value or "static",
-            ),
+            PackageStdRequest,
+            package_std_request(field_set, std_manifest_digest or sources.snapshot.digest, the_crate_dir),
         )
         if field_set.build_std.value
         else None

@@ -26,6 +26,7 @@ from pants.testutil.rule_runner import QueryRule, RuleRunner
 from redox import register
 from redox.goals.c_package import CPackageFieldSet
 from redox.goals.cargo_package import CargoPackageFieldSet
+from redox.goals.rust_std import RustStdFieldSet
 from redox.goals.flat_binary import FlatBinaryFieldSet
 
 # The pex tool, a declared input (//:pex) at its repository path in this test's sandbox: no
@@ -109,6 +110,10 @@ redox_cargo_package(
 )
 redox_cargo_package(name="no-install", build_std=["core"])
 redox_cargo_package(name="bad-std", build_std=["no_such_std_crate"], install={"redox-hello": "/usr/bin/x"})
+redox_cargo_package(name="no-build-std", install={"redox-hello": "/usr/bin/x"})
+redox_rust_std(name="std", package=":redox-hello")
+redox_rust_std(name="std-of-c", package="//packages/fixtures/c-object")
+redox_rust_std(name="std-of-no-build-std", package=":no-build-std")
 """,
     "packages/fixtures/bios-shaped/BUILD": """
 redox_cargo_package(
@@ -158,6 +163,7 @@ def rule_runner() -> RuleRunner:
         QueryRule(BuiltPackage, [CargoPackageFieldSet]),
         QueryRule(BuiltPackage, [CPackageFieldSet]),
         QueryRule(BuiltPackage, [FlatBinaryFieldSet]),
+        QueryRule(BuiltPackage, [RustStdFieldSet]),
     )
     rr.write_files({**build_root_files(), **BUILD_FILES})
     configure(rr, search_path=["/usr/bin"])
@@ -215,6 +221,36 @@ def test_cargo_package_builds_a_static_redox_binary(rule_runner: RuleRunner) -> 
     assert entry == int(start, 16) != 0
     assert "redox_hello_marker" in symbols
     assert "INTERP" not in readelf(binary, "-l")
+
+
+def test_rust_std_packages_the_std_the_package_links_against(rule_runner: RuleRunner) -> None:
+    hello = Address("packages/fixtures/redox-hello", target_name="redox-hello")
+    package(rule_runner, hello, CargoPackageFieldSet)
+    built = package(rule_runner, Address("packages/fixtures/redox-hello", target_name="std"), RustStdFieldSet)
+    lib = "packages.fixtures.redox-hello/std/lib/rustlib/x86_64-unknown-redox/lib/"
+    paths = sorted(a.relpath or "" for a in built.artifacts)
+    assert [p[len(lib):].split("-")[0] for p in paths if p.startswith(lib)] == ["libcompiler_builtins", "libcore"]
+    assert len(paths) == 2
+    # Cached like any process: a new session packages it again without building.
+    rule_runner.new_session("std-again")
+    configure(rule_runner, search_path=["/usr/bin"])
+    assert package(rule_runner, Address("packages/fixtures/redox-hello", target_name="std"), RustStdFieldSet).digest == built.digest
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("std-of-c", ["the `package` field of packages/fixtures/redox-hello:std-of-c", "`redox_c_package`"]),
+        ("std-of-no-build-std", ["packages/fixtures/redox-hello:no-build-std has no `build_std`"]),
+    ],
+)
+def test_rust_std_of_a_package_without_one_is_one_clear_error(rule_runner: RuleRunner, name: str, expected: List[str]) -> None:
+    with pytest.raises(ExecutionError) as excinfo:
+        package(rule_runner, Address("packages/fixtures/redox-hello", target_name=name), RustStdFieldSet)
+    message = str(excinfo.value)
+    for part in expected:
+        assert part in message, message
+    assert "Traceback" not in message.split("PackageBuildError")[-1]
 
 
 def test_c_package_and_process_cache(rule_runner: RuleRunner, tmp_path: Path) -> None:
