@@ -99,7 +99,7 @@ async def build_c_package(field_set: CPackageFieldSet) -> StagedTree:
         StagedTree,
         PackageBuildRequest.create(
             address,
-            "redox_tools.c_build",
+            "redox_tools.builders.c_build",
             spec,
             await Get(Digest, MergeDigests([sources.snapshot.digest, sysroot.digest, upstream_digest])),
             toolchain,

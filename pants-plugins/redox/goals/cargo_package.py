@@ -376,7 +376,7 @@ async def build_cargo_package(
         StagedTree,
         PackageBuildRequest.create(
             address,
-            "redox_tools.cargo_build",
+            "redox_tools.builders.cargo_build",
             spec,
             input_digest,
             toolchain,

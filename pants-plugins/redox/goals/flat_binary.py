@@ -95,7 +95,7 @@ async def build_flat_binary(field_set: FlatBinaryFieldSet, toolchain_subsystem: 
         StagedTree,
         PackageBuildRequest.create(
             address,
-            "redox_tools.flat_binary",
+            "redox_tools.builders.flat_binary",
             spec,
             await Get(Digest, MergeDigests([own, placed])),
             toolchain,

@@ -1,5 +1,5 @@
 """`redox_make_package`: an upstream's own Makefile (or script) run offline in the Redox cross
-environment, in one sandboxed process -> staged tree (`redox_tools.make_build`)."""
+environment, in one sandboxed process -> staged tree (`redox_tools.builders.make_build`)."""
 from __future__ import annotations
 
 import json
@@ -128,7 +128,7 @@ async def build_make_package(field_set: MakePackageFieldSet, toolchain_subsystem
         StagedTree,
         PackageBuildRequest.create(
             address,
-            "redox_tools.make_build",
+            "redox_tools.builders.make_build",
             spec,
             await Get(Digest, MergeDigests(inputs)),
             toolchain,

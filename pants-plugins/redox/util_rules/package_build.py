@@ -1,4 +1,4 @@
-"""Running a package's build driver (`redox_tools.cargo_build`, `redox_tools.c_build`) with the
+"""Running a package's build driver (`redox_tools.builders.cargo_build`, `redox_tools.builders.c_build`) with the
 toolchain, and turning its `__staged/` output into the package's `StagedTree`.
 
 Shared by every package kind so that caching (the toolchain fingerprint is part of the process

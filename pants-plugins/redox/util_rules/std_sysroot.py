@@ -269,7 +269,7 @@ async def package_std(request: PackageStdRequest) -> StdSysroot:
         )
     flags = list(request.rustflags)
     if request.linkage == "dynamic":
-        flags.append("-Ctarget-feature=-crt-static")  # as redox_tools.cargo_build adds for the package
+        flags.append("-Ctarget-feature=-crt-static")  # as redox_tools.builders.cargo_build adds for the package
     std_request = StdSysrootRequest(
         triple=request.triple,
         target_json=target_json,

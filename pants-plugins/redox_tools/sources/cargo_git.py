@@ -19,7 +19,7 @@ symlinks inside the checkout are followed, any leaving it are refused.
 `sources.json` = `{"sources": [{"source": "git+URL?branch=b", "git": URL, "ref_kind": "branch",
 "ref": "b", "commit": ..., "dir": "<subdir>"}]}`. `read_index(out)` returns them as
 `VendoredGitSource`s and `source_replacement_config()` the `[source."git+..."]` tables a cargo
-config needs to take the crates from these directories (used by `redox_tools.cargo_build
+config needs to take the crates from these directories (used by `redox_tools.builders.cargo_build
 .cargo_config`).
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from redox_tools.cargo_build import cargo_config
+from redox_tools.builders.cargo_build import cargo_config
 from redox_tools.errors import ToolError
 from redox_tools.sources import gitdep_testutil as fx
 from redox_tools.sources.cargo_git import read_index

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from redox_tools.cargo_build import cargo_config
+from redox_tools.builders.cargo_build import cargo_config
 from redox_tools.errors import ToolError
 from redox_tools.sources.cargo_git import (
     GitDependencyError,

@@ -27,7 +27,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from redox_tools.driver import cargo_env, load_spec, resolve, spec_main
+from redox_tools.builders.driver import cargo_env, load_spec, resolve, spec_main
 from redox_tools.errors import ToolError, run_main
 
 DUMMY_CRATE = "redox_pants_std"

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Dict, List
 
-from redox_tools.cargo_build_testutil import (
+from redox_tools.builders.cargo_build_testutil import (
     finish,
     hello_spec,
     mount_std,

@@ -2,7 +2,7 @@
 
 Run by the `redox_cargo_package` rule inside a sandbox (and usable by hand):
 
-    python -m redox_tools.cargo_build SPEC.json
+    python -m redox_tools.builders.cargo_build SPEC.json
 
 The spec (JSON) says where the crate and the toolchain are, which target, build-std crates,
 features, rustflags, vendor directories and the install map. The driver
@@ -27,8 +27,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from redox_tools import cross_env
-from redox_tools.driver import cargo_env, image_relpath, load_spec, resolve, spec_main
+from redox_tools.builders import cross_env
+from redox_tools.builders.driver import cargo_env, image_relpath, load_spec, resolve, spec_main
 from redox_tools.errors import ToolError, run_main
 from redox_tools.sources.cargo_git import VendoredGitSource, read_index, source_replacement_config
 
@@ -215,7 +215,7 @@ def rustflags(spec: Spec, root: str, objects: Sequence[str] = ()) -> List[str]:
 
 
 def cc_target_env(spec: Spec, root: str, work: str) -> Dict[str, str]:
-    """cc-rs' `CC_<target>`, `AR_<target>`, ... (`redox_tools.cross_env`): build scripts compile
+    """cc-rs' `CC_<target>`, `AR_<target>`, ... (`redox_tools.builders.cross_env`): build scripts compile
     target C with the target's clang (against the `sysroot`, else no headers but clang's own),
     never the host's gcc. Custom target JSONs: named by the JSON's file stem, compiled for its
     `llvm-target`."""
@@ -704,7 +704,7 @@ def stage_outputs(spec: Spec, out_root: str, staged: str) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return spec_main("redox_tools.cargo_build", __doc__, lambda path: build(Spec.load(path)), argv)
+    return spec_main("redox_tools.builders.cargo_build", __doc__, lambda path: build(Spec.load(path)), argv)
 
 
 if __name__ == "__main__":

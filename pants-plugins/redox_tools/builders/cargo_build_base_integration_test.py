@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from redox_tools.cargo_build_testutil import (
+from redox_tools.builders.cargo_build_testutil import (
     HELLO_STD,
     base_pass_spec,
     finish,

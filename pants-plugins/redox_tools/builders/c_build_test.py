@@ -14,9 +14,9 @@ from typing import Dict, Tuple
 
 import pytest
 
-from redox_tools.c_build import CBuildError, CSpec, build, compile_flags
+from redox_tools.builders.c_build import CBuildError, CSpec, build, compile_flags
 
-PLUGINS = Path(__file__).resolve().parent.parent
+PLUGINS = Path(__file__).resolve().parents[2]
 HELLO_C = PLUGINS.parent / "packages" / "fixtures" / "c-object" / "hello.c"
 CLANG = "/usr/bin/clang-22"
 AR = "/usr/bin/llvm-ar-22"
@@ -65,7 +65,7 @@ def readelf(*args: str) -> str:
 def run_cli(root: Path, data: Dict[str, object]) -> Tuple[int, str, str]:
     (root / "spec.json").write_text(json.dumps(data))
     p = subprocess.run(
-        [sys.executable, "-m", "redox_tools.c_build", "spec.json"],
+        [sys.executable, "-m", "redox_tools.builders.c_build", "spec.json"],
         cwd=root, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PLUGINS)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

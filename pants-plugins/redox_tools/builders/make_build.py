@@ -3,14 +3,14 @@ the Redox cross environment, and stage what it installs.
 
 Run by the `redox_make_package` rule inside a sandbox (and usable by hand):
 
-    python -m redox_tools.make_build SPEC.json
+    python -m redox_tools.builders.make_build SPEC.json
 
 The driver
 
 1. merges the vendor directories (the package's Cargo.lock crates, then the toolchain's std
    vendor) into one cargo directory source and writes a CARGO_HOME whose config replaces
-   crates.io with it (`redox_tools.cargo_build.cargo_config`; offline);
-2. writes `<triple>-clang`, `-ar`, `-ld`, ... wrappers (`redox_tools.cross_env`) and sets the
+   crates.io with it (`redox_tools.builders.cargo_build.cargo_config`; offline);
+2. writes `<triple>-clang`, `-ar`, `-ld`, ... wrappers (`redox_tools.builders.cross_env`) and sets the
    environment the cookbook gives recipes: TARGET, CC/CXX/AR/LD/NM/OBJCOPY/RANLIB/STRIP,
    cc-rs' `CC_<triple>` & co., CARGO, RUSTC, RUSTC_BOOTSTRAP=1, the target's linker and
    rustflags (`CARGO_TARGET_<TRIPLE>_LINKER`/`_RUSTFLAGS`), host tool packages first on PATH;
@@ -32,9 +32,9 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from redox_tools import cross_env
-from redox_tools.cargo_build import cargo_config, merge_vendor_dirs
-from redox_tools.driver import load_spec, resolve, spec_main
+from redox_tools.builders import cross_env
+from redox_tools.builders.cargo_build import cargo_config, merge_vendor_dirs
+from redox_tools.builders.driver import load_spec, resolve, spec_main
 from redox_tools.errors import ToolError, run_main
 from redox_tools.sources.cargo_git import read_index
 
@@ -226,7 +226,7 @@ def build(spec: MakeSpec) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return spec_main("redox_tools.make_build", __doc__, lambda path: build(MakeSpec.load(path)), argv)
+    return spec_main("redox_tools.builders.make_build", __doc__, lambda path: build(MakeSpec.load(path)), argv)
 
 
 if __name__ == "__main__":

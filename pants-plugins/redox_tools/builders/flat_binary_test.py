@@ -12,9 +12,9 @@ from typing import Dict
 
 import pytest
 
-from redox_tools.flat_binary import FlatBinaryError, FlatBinarySpec, build
+from redox_tools.builders.flat_binary import FlatBinaryError, FlatBinarySpec, build
 
-PLUGINS = Path(__file__).resolve().parent.parent
+PLUGINS = Path(__file__).resolve().parents[2]
 FIXTURE = PLUGINS.parent / "packages" / "fixtures" / "bios-shaped"
 LLD = "/usr/bin/ld.lld-22"
 OBJCOPY = "/usr/bin/llvm-objcopy-22"
@@ -128,7 +128,7 @@ def test_command_line(sandbox: Path) -> None:
 
     Path("spec.json").write_text(json.dumps({**spec().__dict__, "nasm_source": "asm/missing.asm"}))
     env = {**os.environ, "PYTHONPATH": str(PLUGINS)}
-    proc = subprocess.run([sys.executable, "-m", "redox_tools.flat_binary", "spec.json"], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "redox_tools.builders.flat_binary", "spec.json"], capture_output=True, text=True, env=env)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: {PKG}: nasm_source 'asm/missing.asm' is not a file in {SRC} (looked for {SRC}/asm/missing.asm)"

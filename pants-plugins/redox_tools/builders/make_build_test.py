@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from redox_tools import cross_env
-from redox_tools.make_build import MakeBuildError, MakeSpec, build
+from redox_tools.builders import cross_env
+from redox_tools.builders.make_build import MakeBuildError, MakeSpec, build
 
 TOOLS = {
     "cargo": "/usr/bin/cargo",

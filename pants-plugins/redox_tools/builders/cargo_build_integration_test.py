@@ -1,5 +1,5 @@
 """The cargo build driver with the real toolchain, run as the Pants rule runs it: a subprocess
-`python -m redox_tools.cargo_build SPEC.json` whose CWD is the sandbox (here a tmp dir holding a
+`python -m redox_tools.builders.cargo_build SPEC.json` whose CWD is the sandbox (here a tmp dir holding a
 copy of a fixture crate) and whose environment is (almost) empty.
 
 The std is built once per module (`redox_tools.stdlib.build`, as the rule does) and mounted into
@@ -16,7 +16,7 @@ from typing import List
 
 import pytest
 
-from redox_tools.cargo_build_testutil import (
+from redox_tools.builders.cargo_build_testutil import (
     HELLO_STD,
     assert_one_error,
     bad_build,

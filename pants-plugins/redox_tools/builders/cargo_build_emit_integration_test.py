@@ -5,7 +5,7 @@ import re
 import shutil
 from pathlib import Path
 
-from redox_tools.cargo_build_testutil import (
+from redox_tools.builders.cargo_build_testutil import (
     FIXTURES,
     assert_one_error,
     build_std,

@@ -1,5 +1,5 @@
 """Helpers shared by the cargo driver's integration tests (`cargo_build*_integration_test.py`):
-run `python -m redox_tools.cargo_build SPEC.json` (and `redox_tools.stdlib.build`) as the Pants
+run `python -m redox_tools.builders.cargo_build SPEC.json` (and `redox_tools.stdlib.build`) as the Pants
 rules do, in a tmp dir laid out like a sandbox, with the real toolchain and the project's fixtures.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-PLUGINS = Path(__file__).resolve().parent.parent
+PLUGINS = Path(__file__).resolve().parents[2]
 FIXTURES = PLUGINS.parent / "packages" / "fixtures"
 RUST_SRC = "/usr/src/rustc-1.96.0"
 READELF = "/usr/bin/llvm-readelf-22"
@@ -88,7 +88,7 @@ def sandbox(root: Path, fixture: str = "redox-hello") -> Path:
 def start(root: Path, spec: Dict[str, object], name: str = "spec.json") -> "subprocess.Popen[str]":
     (root / name).write_text(json.dumps(spec, sort_keys=True, indent=1))
     return subprocess.Popen(
-        [sys.executable, "-m", "redox_tools.cargo_build", name],
+        [sys.executable, "-m", "redox_tools.builders.cargo_build", name],
         cwd=root,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PLUGINS)},
         stdout=subprocess.PIPE,

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from redox_tools.cargo_build_testutil import (
+from redox_tools.builders.cargo_build_testutil import (
     KERNEL_STD,
     assert_one_error,
     bad_build,

@@ -1,6 +1,6 @@
 """Compile C for Redox with clang (freestanding until a relibc sysroot is wired in).
 
-    python -m redox_tools.c_build SPEC.json
+    python -m redox_tools.builders.c_build SPEC.json
 
 The spec names the sources (repository files, or `source_files` globs over a source checkout
 under `source_dir`, `!<glob>` dropping earlier matches), `-I` include_dirs, the target triple, the clang/ar paths, extra flags, the output kind
@@ -21,7 +21,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from redox_tools.driver import image_relpath, load_spec, spec_main, stage
+from redox_tools.builders.driver import image_relpath, load_spec, spec_main, stage
 from redox_tools.errors import ToolError, run_main
 
 
@@ -263,7 +263,7 @@ def build(spec: CSpec) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return spec_main("redox_tools.c_build", __doc__, lambda path: build(load_spec(CSpec, path, CBuildError, "C build")), argv)
+    return spec_main("redox_tools.builders.c_build", __doc__, lambda path: build(load_spec(CSpec, path, CBuildError, "C build")), argv)
 
 
 if __name__ == "__main__":

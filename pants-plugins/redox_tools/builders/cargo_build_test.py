@@ -9,7 +9,7 @@ from typing import Dict
 
 import pytest
 
-from redox_tools.cargo_build import (
+from redox_tools.builders.cargo_build import (
     CargoBuildError,
     Spec,
     cargo_config,
@@ -480,7 +480,7 @@ def test_rustflags_bad_linkage(tmp_path: Path, kw: Dict[str, object], files, exp
 
 
 def test_toolchain_bin_dirs_only_with_a_prebuilt_std(tmp_path: Path) -> None:
-    from redox_tools.cargo_build import Spec, toolchain_bin_dirs
+    from redox_tools.builders.cargo_build import Spec, toolchain_bin_dirs
 
     bin_dir = tmp_path / "tc" / "lib" / "rustlib" / "x86_64-unknown-linux-gnu" / "bin"
     bin_dir.mkdir(parents=True)
@@ -493,7 +493,7 @@ def test_toolchain_bin_dirs_only_with_a_prebuilt_std(tmp_path: Path) -> None:
 
 
 def test_prebuilt_std_replaces_build_std(tmp_path: Path) -> None:
-    from redox_tools.cargo_build import build_std_args, std_sysroot_flags
+    from redox_tools.builders.cargo_build import build_std_args, std_sysroot_flags
 
     spec = Spec(package=PKG, crate_dir="c", toolchain={}, target="x86_64-unknown-redox",
                 build_std=["core", "compiler_builtins"], build_std_features=["compiler-builtins-mem"])
@@ -509,7 +509,7 @@ def test_prebuilt_std_replaces_build_std(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not os.path.isfile("/usr/bin/clang-22"), reason="needs clang-22")
 def test_cc_rs_gets_the_target_compiler_not_the_host_gcc(tmp_path: Path) -> None:
-    from redox_tools.cargo_build import cc_target_env
+    from redox_tools.builders.cargo_build import cc_target_env
 
     tools = {"clang": "/usr/bin/clang-22", "lld": "/usr/bin/ld.lld-22", "ar": "/usr/bin/llvm-ar-22"}
     env = cc_target_env(spec(toolchain={"tools": tools}), str(tmp_path), str(tmp_path / "w"))

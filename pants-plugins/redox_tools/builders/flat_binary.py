@@ -1,7 +1,7 @@
 """Link a static library (or object) into an ELF with a linker script and wrap it with nasm into a
 flat binary: the bootloader's BIOS variant (`bootloader.bios`).
 
-    python -m redox_tools.flat_binary SPEC.json
+    python -m redox_tools.builders.flat_binary SPEC.json
 
 Upstream's steps, with the toolchain's tools (ld.lld for GNU ld, llvm-objcopy for objcopy):
 
@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from redox_tools.driver import image_relpath, load_spec, spec_main, stage
+from redox_tools.builders.driver import image_relpath, load_spec, spec_main, stage
 from redox_tools.errors import ToolError, run_main
 
 
@@ -176,7 +176,7 @@ def build(spec: FlatBinarySpec) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return spec_main("redox_tools.flat_binary", __doc__, lambda path: build(load_spec(FlatBinarySpec, path, FlatBinaryError, "flat binary")), argv)
+    return spec_main("redox_tools.builders.flat_binary", __doc__, lambda path: build(load_spec(FlatBinarySpec, path, FlatBinaryError, "flat binary")), argv)
 
 
 if __name__ == "__main__":
