@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List
 
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Address
@@ -122,20 +122,39 @@ def triple_of(fs: CargoPackageFieldSet) -> str:
     return "custom" if fs.target_spec.value else (fs.rust_target.value or "")
 
 
-def package_std_request(field_set: CargoPackageFieldSet, sources_digest: Digest, the_crate_dir: str) -> PackageStdRequest:
-    """The std key of a package's `build_std` (the same for its build and its `redox_rust_std`)."""
-    return PackageStdRequest(
-        address=field_set.address,
-        sources_digest=sources_digest,
-        crate_dir=the_crate_dir,
-        triple=triple_of(field_set),
-        target_spec=field_set.target_spec.value,
-        crates=tuple(sorted(set(field_set.build_std.value or ()))),
-        features=tuple(sorted(set(field_set.build_std_features.value or ()))),
-        profile=field_set.profile.value or "release",
-        profile_settings=tuple(sorted((field_set.profile_settings.value or {}).items())),
-        rustflags=tuple(field_set.rustflags.value or ()),
-        linkage=field_set.linkage.value or "static",
+@dataclass(frozen=True)
+class CargoPackageStdRequest:
+    """The prebuilt std a cargo package's `build_std` asks for: for its build and its `redox_rust_std`."""
+
+    field_set: CargoPackageFieldSet
+
+
+@rule(desc="Get a cargo package's std", level=LogLevel.DEBUG)
+async def cargo_package_std(request: CargoPackageStdRequest) -> StdSysroot:
+    fs = request.field_set
+    # The key reads the crate's Cargo.toml (its profiles) and target JSON: in the `source`
+    # checkout, else among the target's own sources.
+    if fs.source.value:
+        upstream = await Get(PackageSource, PackageSourceRequest(fs.address, fs.source.value, fs.source_subdir.value or ""))
+        digest, root = upstream.digest, upstream.root
+    else:
+        sources = await Get(HydratedSources, HydrateSourcesRequest(fs.sources))
+        digest, root = sources.snapshot.digest, crate_dir(fs.address, sources.snapshot.files)
+    return await Get(
+        StdSysroot,
+        PackageStdRequest(
+            address=fs.address,
+            sources_digest=digest,
+            crate_dir=root,
+            triple=triple_of(fs),
+            target_spec=fs.target_spec.value,
+            crates=tuple(sorted(set(fs.build_std.value or ()))),
+            features=tuple(sorted(set(fs.build_std_features.value or ()))),
+            profile=fs.profile.value or "release",
+            profile_settings=tuple(sorted((fs.profile_settings.value or {}).items())),
+            rustflags=tuple(fs.rustflags.value or ()),
+            linkage=fs.linkage.value or "static",
+        ),
     )
 
 
@@ -281,7 +300,6 @@ async def build_cargo_package(
             )
     upstream_digest = None
     upstream_dir = None
-    std_manifest_digest: Optional[Digest] = None
     git_vendor_dir = None
     toolchain_request = RedoxToolchainRequest(triple, needs_rust_src=bool(field_set.build_std.value))
     vendor_dirs = [t.address.spec_path for t in vendor_targets]
@@ -291,7 +309,6 @@ async def build_cargo_package(
         )
         upstream_digest = upstream.digest
         upstream_dir = upstream.root
-        std_manifest_digest = upstream.digest  # the checkout's Cargo.toml (and target JSON)
         # The network step of the build: crates.io crates of the checkout's Cargo.lock.
         vendor_toolchain = await Get(RedoxToolchain, RedoxToolchainRequest, toolchain_request)
         cargo_vendor = await Get(
@@ -320,15 +337,7 @@ async def build_cargo_package(
     )
     the_crate_dir = upstream_dir if upstream_dir is not None else crate_dir(address, sources.snapshot.files)
     # The std crates come prebuilt (one cached build per std key), not from `-Z build-std` here.
-    std = (
-        await Get(
-            StdSysroot,
-            PackageStdRequest,
-            package_std_request(field_set, std_manifest_digest or sources.snapshot.digest, the_crate_dir),
-        )
-        if field_set.build_std.value
-        else None
-    )
+    std = await Get(StdSysroot, CargoPackageStdRequest(field_set)) if field_set.build_std.value else None
     spec = {
         "package": str(address),
         "crate_dir": the_crate_dir,

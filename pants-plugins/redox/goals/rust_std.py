@@ -2,8 +2,8 @@
 
 The std is keyed by what shapes it (target, `build_std` crates and features, std-shaping profile
 settings, rustflags; see util_rules/std_sysroot.py) and built once per key; this rule asks for the
-key of the named package exactly as `build_cargo_package` does, so `./pants package` writes the
-very sysroot that package's build mounts, from the same cache entry.
+named package's std through the same rule as its build (`CargoPackageStdRequest`), so
+`./pants package` writes the very sysroot that build mounts, from the same cache entry.
 """
 from __future__ import annotations
 
@@ -13,16 +13,15 @@ from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputP
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import AddPrefix, Snapshot
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import HydratedSources, HydrateSourcesRequest, WrappedTarget, WrappedTargetRequest
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from redox.goals.cargo_package import CargoPackageFieldSet, crate_dir, package_std_request
-from redox.goals.source import PackageSource, PackageSourceRequest
+from redox.goals.cargo_package import CargoPackageFieldSet, CargoPackageStdRequest
 from redox.target_types import RedoxCargoPackageTarget, RustStdPackageField
 from redox.util_rules.package_build import PackageBuildError
 from redox.util_rules.references import parse_reference
-from redox.util_rules.std_sysroot import PackageStdRequest, StdSysroot
+from redox.util_rules.std_sysroot import StdSysroot
 
 
 @dataclass(frozen=True)
@@ -47,17 +46,7 @@ async def package_rust_std(field_set: RustStdFieldSet) -> BuiltPackage:
         raise PackageBuildError(
             f"{origin}: {address} has no `build_std`, so it links against the toolchain's own std, not a prebuilt one"
         )
-    # The std key reads the crate's Cargo.toml (its profiles) and target JSON: the checkout of a
-    # `source` package, else the target's own sources.
-    if cargo.source.value:
-        upstream = await Get(
-            PackageSource, PackageSourceRequest(address, cargo.source.value, cargo.source_subdir.value or "")
-        )
-        digest, root = upstream.digest, upstream.root
-    else:
-        sources = await Get(HydratedSources, HydrateSourcesRequest(cargo.sources))
-        digest, root = sources.snapshot.digest, crate_dir(address, sources.snapshot.files)
-    std = await Get(StdSysroot, PackageStdRequest, package_std_request(cargo, digest, root))
+    std = await Get(StdSysroot, CargoPackageStdRequest(cargo))
     out = field_set.output_path.value_or_default(file_ending=None)
     snapshot = await Get(Snapshot, AddPrefix(std.digest, out))
     return BuiltPackage(snapshot.digest, tuple(BuiltPackageArtifact(f) for f in snapshot.files))
