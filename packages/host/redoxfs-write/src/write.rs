@@ -1,0 +1,595 @@
+//! Writing a planned RedoxFS: every node is an independent job (its content records, BlockLists,
+//! DirLists, HTree blocks and node block depend only on the node itself and its children's ids),
+//! so worker threads take nodes in id order, a few at a time, and write them with positional
+//! writes; the node tree, the allocation log and the header (which need every node's hash) are
+//! written last, the header at the very end. The bytes are those of writer.py's batches.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::format::*;
+use crate::manifest::Kind;
+use crate::plan::{Content, Node, Plan};
+use crate::Error;
+
+/// Records staged per read (a multiple of the 128 KiB record).
+const CHUNK_BYTES: usize = 4 << 20;
+/// Metadata blocks gathered into one write at most.
+const COALESCE_BYTES: usize = 1 << 20;
+/// Nodes a worker takes at a time.
+const CLAIM: usize = 8;
+
+pub struct Sink {
+    pub file: File,
+    pub name: String,
+    pub offset: u64,
+    pub size: u64,
+    pub fresh: bool,
+}
+
+fn os_err(e: std::io::Error) -> String {
+    crate::strerror(&e)
+}
+
+impl Sink {
+    pub fn new(file: File, name: &str, offset: u64, size: u64) -> Sink {
+        Sink { file, name: name.to_string(), offset, size, fresh: false }
+    }
+
+    /// Find out whether the region reads as holes (then zero pages need not be written);
+    /// otherwise punch a hole over it; failing that, clear stale headers in the ring.
+    pub fn prepare(&mut self) -> Result<(), Error> {
+        let md = self.file.metadata().map_err(|e| self.io_error(e))?;
+        if md.is_file() && md.len() < self.offset + self.size {
+            self.file.set_len(self.offset + self.size).map_err(|e| self.io_error(e))?;
+        }
+        self.fresh = self.region_is_hole();
+        if !self.fresh && md.is_file() && self.punch_hole() {
+            self.fresh = self.region_is_hole();
+        }
+        if !self.fresh {
+            let mut ring = vec![0u8; (HEADER_RING as usize - 1) * BS];
+            let mut got = 0;
+            while got < ring.len() {
+                match self.file.read_at(&mut ring[got..], self.offset + BLOCK_SIZE + got as u64) {
+                    Ok(0) => break,
+                    Ok(k) => got += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(self.io_error(e)),
+                }
+            }
+            let zero = [0u8; BS];
+            for i in 0..HEADER_RING as usize - 1 {
+                if ring[i * BS..(i + 1) * BS].iter().any(|&b| b != 0) {
+                    self.write(i as u64 + 1, &zero)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn region_is_hole(&self) -> bool {
+        let fd = self.file.as_raw_fd();
+        let pos = unsafe { libc::lseek(fd, self.offset as libc::off_t, libc::SEEK_DATA) };
+        if pos < 0 {
+            return std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO);
+        }
+        pos as u64 >= self.offset + self.size
+    }
+
+    fn punch_hole(&self) -> bool {
+        let fd = self.file.as_raw_fd();
+        let mode = libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE;
+        unsafe { libc::fallocate(fd, mode, self.offset as libc::off_t, self.size as libc::off_t) == 0 }
+    }
+
+    fn io_error(&self, e: std::io::Error) -> Error {
+        Error::new(format!("cannot write the image {}: {}", self.name, os_err(e)))
+    }
+
+    /// Write `data` at block `blk` of the file system.
+    pub fn write(&self, blk: u64, data: &[u8]) -> Result<(), Error> {
+        self.file.write_all_at(data, self.offset + blk * BLOCK_SIZE).map_err(|e| self.io_error(e))
+    }
+}
+
+/// Gathers writes of contiguous metadata blocks into single writes.
+struct Coalescer {
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl Coalescer {
+    fn add(&mut self, sink: &Sink, blk: u64, data: &[u8]) -> Result<(), Error> {
+        let end = self.start + (self.buf.len() / BS) as u64;
+        if self.buf.is_empty() || blk != end || self.buf.len() + data.len() > COALESCE_BYTES {
+            self.flush(sink)?;
+            self.start = blk;
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self, sink: &Sink) -> Result<(), Error> {
+        if !self.buf.is_empty() {
+            sink.write(self.start, &self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+fn node_header(b: &mut [u8], n: &Node, flags: u32) {
+    put_u16(b, 0, n.mode);
+    put_u32(b, 2, n.uid);
+    put_u32(b, 6, n.gid);
+    put_u32(b, 10, 1);
+    put_u64(b, 14, n.size);
+    put_u64(b, 22, n.blocks);
+    put_u64(b, 30, n.ctime);
+    put_u32(b, 38, 0);
+    put_u64(b, 42, n.mtime);
+    put_u32(b, 50, 0);
+    put_u64(b, 54, n.mtime);
+    put_u32(b, 62, 0);
+    put_u32(b, 66, n.rl);
+    put_u32(b, 70, flags);
+}
+
+/// A file's content: an open host file or bytes in memory.
+enum Reader<'a> {
+    Fd(File),
+    Mem(&'a [u8]),
+}
+
+struct Shared<'a> {
+    plan: &'a Plan,
+    sink: &'a Sink,
+    node_hash: Vec<AtomicU64>,
+    next: AtomicUsize,
+    /// The lowest node index that failed so far (usize::MAX: none); nodes after it are skipped.
+    err_at: AtomicUsize,
+    err: Mutex<Option<(usize, Error)>>,
+}
+
+impl Shared<'_> {
+    fn fail(&self, i: usize, e: Error) {
+        let mut g = self.err.lock().unwrap();
+        if g.as_ref().is_none_or(|(j, _)| i < *j) {
+            *g = Some((i, e));
+            self.err_at.fetch_min(i, Ordering::SeqCst);
+        }
+    }
+}
+
+struct Worker<'a, 's> {
+    sh: &'s Shared<'a>,
+    buf: Vec<u8>,
+    co: Coalescer,
+}
+
+fn short(n: &Node) -> Error {
+    Error::new(format!(
+        "/{}: source {} is shorter than the {} bytes it had when the image was planned (changed while writing?)",
+        n.path, n.source_shown, n.size
+    ))
+}
+
+fn changed(n: &Node) -> Error {
+    Error::new(format!("/{}: source {} changed size while the image was written", n.path, n.source_shown))
+}
+
+impl<'a> Reader<'a> {
+    fn open(n: &'a Node) -> Result<Reader<'a>, Error> {
+        match &n.content {
+            Content::File { open, .. } => {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+                    .open(open)
+                    .map_err(|e| Error::new(format!("/{}: cannot read its source {}: {}", n.path, n.source_shown, os_err(e))))?;
+                Ok(Reader::Fd(f))
+            }
+            Content::Data(d) => Ok(Reader::Mem(d)),
+            Content::None => Ok(Reader::Mem(&[])),
+        }
+    }
+
+    /// Fill `dest` from byte `pos`; with `last` (dest ends at the planned size) also check that
+    /// the content ends there: the read asks for one byte more, which must not come.
+    fn read_into(&self, n: &Node, dest: &mut [u8], pos: u64, last: bool) -> Result<(), Error> {
+        match self {
+            Reader::Mem(d) => {
+                let p = pos as usize;
+                if p + dest.len() > d.len() {
+                    return Err(short(n));
+                }
+                dest.copy_from_slice(&d[p..p + dest.len()]);
+                if last && d.len() > p + dest.len() {
+                    return Err(changed(n));
+                }
+                Ok(())
+            }
+            Reader::Fd(f) => {
+                let fd = f.as_raw_fd();
+                let mut probe = [0u8; 1];
+                let mut got = 0usize;
+                loop {
+                    let rest = &mut dest[got..];
+                    let want = rest.len();
+                    let iov = [
+                        libc::iovec { iov_base: rest.as_mut_ptr() as *mut libc::c_void, iov_len: want },
+                        libc::iovec { iov_base: probe.as_mut_ptr() as *mut libc::c_void, iov_len: 1 },
+                    ];
+                    let cnt = if last { 2 } else { 1 };
+                    let k = unsafe { libc::preadv(fd, iov.as_ptr(), cnt, (pos + got as u64) as libc::off_t) };
+                    if k < 0 {
+                        let e = std::io::Error::last_os_error();
+                        if e.kind() == std::io::ErrorKind::Interrupted {
+                            continue;
+                        }
+                        return Err(Error::new(format!(
+                            "/{}: cannot read its source {}: {}",
+                            n.path,
+                            n.source_shown,
+                            os_err(e)
+                        )));
+                    }
+                    let k = k as usize;
+                    if k > want {
+                        return Err(changed(n));
+                    }
+                    if k == want {
+                        return Ok(());
+                    }
+                    if k == 0 {
+                        return Err(short(n));
+                    }
+                    got += k;
+                }
+            }
+        }
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+fn check_sha(n: &Node, got: Sha256) -> Result<(), Error> {
+    if let Content::File { sha256: Some(want), .. } = &n.content {
+        let hex = hex(&got.finalize());
+        if &hex != want {
+            return Err(Error::new(format!(
+                "/{}: source {} no longer matches the manifest (sha256 {hex}, the manifest says {want}); rebuild the manifest",
+                n.path, n.source_shown
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn hex(b: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(D[(x >> 4) as usize] as char);
+        s.push(D[(x & 15) as usize] as char);
+    }
+    s
+}
+
+fn page_is_zero(p: &[u8]) -> bool {
+    if u64::from_ne_bytes(p[..8].try_into().unwrap()) != 0 {
+        return false;
+    }
+    p.chunks_exact(64).all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
+}
+
+impl Worker<'_, '_> {
+    fn run(&mut self) {
+        let sh = self.sh;
+        let total = sh.plan.nodes.len();
+        'outer: loop {
+            let start = sh.next.fetch_add(CLAIM, Ordering::Relaxed);
+            if start >= total {
+                break;
+            }
+            for i in start..(start + CLAIM).min(total) {
+                if i > sh.err_at.load(Ordering::Relaxed) {
+                    break 'outer;
+                }
+                match self.node(i) {
+                    Ok(h) => sh.node_hash[i].store(h, Ordering::Relaxed),
+                    Err(e) => sh.fail(i, e),
+                }
+            }
+        }
+        if let Err(e) = self.co.flush(sh.sink) {
+            sh.fail(0, e);
+        }
+    }
+
+    fn node(&mut self, i: usize) -> Result<u64, Error> {
+        let n = &self.sh.plan.nodes[i];
+        match n.kind {
+            Kind::Dir => self.dir(n),
+            _ if n.inline() => self.inline_file(n),
+            _ => self.records_file(n),
+        }
+    }
+
+    fn dir(&mut self, n: &Node) -> Result<u64, Error> {
+        let sink = self.sh.sink;
+        let nodes = &self.sh.plan.nodes;
+        let nd = n.dirlists.len();
+        let nblk = if nd == 0 { 0 } else { n.blocks as usize - 1 };
+        let mut region = vec![0u8; (1 + nblk) * BS];
+        if nd > 0 {
+            let mut ptrs: Vec<(u64, u64, u32)> = Vec::with_capacity(nd);
+            let mut start = 0usize;
+            for (k, &end) in n.dirlists.iter().enumerate() {
+                let base = (1 + k) * BS;
+                let mut pos = base;
+                for &c in &n.children[start..end] {
+                    let cn = &nodes[c];
+                    put_u32(&mut region, pos, cn.id);
+                    region[pos + 4] = cn.name.len() as u8;
+                    region[pos + 5..pos + 5 + cn.name.len()].copy_from_slice(&cn.name);
+                    pos += 5 + cn.name.len();
+                }
+                put_u16(&mut region, base + DIRLIST_BYTES, (end - start) as u16);
+                put_u16(&mut region, base + DIRLIST_BYTES + 2, (pos - base) as u16);
+                let h = seahash(&region[base..base + BS]);
+                ptrs.push((make_addr(n.block + 1 + k as u64, 0), h, n.dl_keys[k]));
+                start = end;
+            }
+            let mut next_blk = n.block + 1 + nd as u64;
+            for level in &n.htree {
+                let mut up = Vec::with_capacity(level.len());
+                for &(a, b) in level {
+                    let blk = next_blk;
+                    next_blk += 1;
+                    let off = (blk - n.block) as usize * BS;
+                    for j in 0..HTREE_ENTRIES {
+                        let at = off + 20 * j;
+                        if a + j < b {
+                            let (addr, h, key) = ptrs[a + j];
+                            put_u32(&mut region, at, key);
+                            put_u64(&mut region, at + 4, addr);
+                            put_u64(&mut region, at + 12, h);
+                        } else {
+                            put_u32(&mut region, at, 0xFFFF_FFFF);
+                        }
+                    }
+                    let h = seahash(&region[off..off + BS]);
+                    up.push((make_addr(blk, 0), h, ptrs[b - 1].2));
+                }
+                ptrs = up;
+            }
+            let (addr, h, _) = ptrs[0];
+            put_u64(&mut region, 128, 0xFFFF_FFFF_FFFF_FFF0 | n.htree.len() as u64);
+            put_u64(&mut region, 136, u64::MAX);
+            put_ptr(&mut region, 144, addr, h);
+        }
+        node_header(&mut region[..BS], n, 0);
+        let h = seahash(&region[..BS]);
+        self.co.add(sink, n.block, &region)?;
+        Ok(h)
+    }
+
+    fn inline_file(&mut self, n: &Node) -> Result<u64, Error> {
+        let mut blk = [0u8; BS];
+        let size = n.size as usize;
+        if size > 0 {
+            let r = Reader::open(n)?;
+            r.read_into(n, &mut blk[INLINE_OFFSET..INLINE_OFFSET + size], 0, true)?;
+        }
+        if matches!(n.content, Content::File { .. }) {
+            let mut sha = Sha256::new();
+            sha.update(&blk[INLINE_OFFSET..INLINE_OFFSET + size]);
+            check_sha(n, sha)?;
+        }
+        node_header(&mut blk, n, FLAG_INLINE);
+        let h = seahash(&blk);
+        self.co.add(self.sh.sink, n.block, &blk)?;
+        Ok(h)
+    }
+
+    fn records_file(&mut self, n: &Node) -> Result<u64, Error> {
+        let sink = self.sh.sink;
+        let fresh = sink.fresh;
+        let rsize = (BS) << n.rl;
+        let per_chunk = (CHUNK_BYTES / rsize).max(1) as u64;
+        let last_len = (n.size - (n.nrec - 1) * rsize as u64) as usize;
+        let last_rsize = BS << n.last_level;
+        let mut rec_hash = vec![0u64; n.nrec as usize];
+        let reader = Reader::open(n)?;
+        let mut sha = Sha256::new();
+        let mut r = 0u64;
+        while r < n.nrec {
+            let r1 = (r + per_chunk).min(n.nrec);
+            let last = r1 == n.nrec;
+            let full = (if last { r1 - 1 } else { r1 } - r) as usize;
+            let data_len = full * rsize + if last { last_len } else { 0 };
+            let buf_len = full * rsize + if last { last_rsize } else { 0 };
+            if self.buf.len() < buf_len {
+                self.buf.resize(buf_len, 0);
+            }
+            let buf = &mut self.buf[..buf_len];
+            reader.read_into(n, &mut buf[..data_len], r * rsize as u64, last)?;
+            buf[data_len..].fill(0);
+            sha.update(&buf[..data_len]);
+            for k in 0..full {
+                rec_hash[(r as usize) + k] = seahash(&buf[k * rsize..(k + 1) * rsize]);
+            }
+            if last {
+                rec_hash[(n.nrec - 1) as usize] = seahash(&buf[full * rsize..]);
+            }
+            let blk0 = n.rec_base + (r << n.rl);
+            if fresh {
+                // zero pages stay holes
+                let pages = data_len.div_ceil(BS);
+                let mut p = 0;
+                while p < pages {
+                    if page_is_zero(&buf[p * BS..(p + 1) * BS]) {
+                        p += 1;
+                        continue;
+                    }
+                    let q0 = p;
+                    while p < pages && !page_is_zero(&buf[p * BS..(p + 1) * BS]) {
+                        p += 1;
+                    }
+                    sink.write(blk0 + q0 as u64, &buf[q0 * BS..p * BS])?;
+                }
+            } else {
+                sink.write(blk0, buf)?;
+            }
+            r = r1;
+        }
+        check_sha(n, sha)?;
+        // BlockLists, post-order (a list's children come before it)
+        let mut list_hash = vec![0u64; n.lists.len()];
+        for (li, l) in n.lists.iter().enumerate() {
+            let mut b = [0u8; BS];
+            if l.depth == 1 {
+                let end = (l.first + BLOCKLIST_ENTRIES as u64).min(n.nrec);
+                for r in l.first..end {
+                    put_ptr(&mut b, 16 * (r - l.first) as usize, n.rec_addr(r), rec_hash[r as usize]);
+                }
+            } else {
+                for (j, &c) in l.children.iter().enumerate() {
+                    put_ptr(&mut b, 16 * j, make_addr(n.lists[c].block, 0), list_hash[c]);
+                }
+            }
+            list_hash[li] = seahash(&b);
+            self.co.add(sink, l.block, &b)?;
+        }
+        let mut blk = [0u8; BS];
+        node_header(&mut blk, n, 0);
+        let k = n.nrec.min(128);
+        for r in 0..k {
+            put_ptr(&mut blk, 128 + 16 * r as usize, n.rec_addr(r), rec_hash[r as usize]);
+        }
+        for (t, tops) in n.tops.iter().enumerate() {
+            let off = LEVEL_TABLE[t + 1].0;
+            for (j, &li) in tops.iter().enumerate() {
+                put_ptr(&mut blk, off + 16 * j, make_addr(n.lists[li].block, 0), list_hash[li]);
+            }
+        }
+        let h = seahash(&blk);
+        self.co.add(sink, n.block, &blk)?;
+        Ok(h)
+    }
+}
+
+/// Write every node with `threads` workers; returns the node hashes (in id order).
+fn write_nodes(plan: &Plan, sink: &Sink, threads: usize) -> Result<Vec<u64>, Error> {
+    let sh = Shared {
+        plan,
+        sink,
+        node_hash: (0..plan.nodes.len()).map(|_| AtomicU64::new(0)).collect(),
+        next: AtomicUsize::new(0),
+        err_at: AtomicUsize::new(usize::MAX),
+        err: Mutex::new(None),
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads.max(1) {
+            s.spawn(|| Worker { sh: &sh, buf: Vec::new(), co: Coalescer { start: 0, buf: Vec::new() } }.run());
+        }
+        Worker { sh: &sh, buf: Vec::new(), co: Coalescer { start: 0, buf: Vec::new() } }.run();
+    });
+    if let Some((_, e)) = sh.err.into_inner().unwrap() {
+        return Err(e);
+    }
+    Ok(sh.node_hash.into_iter().map(|a| a.into_inner()).collect())
+}
+
+/// Write the whole file system: nodes, node tree, allocation log, header (last).
+pub fn write(plan: &Plan, sink: &Sink, uuid: &dyn Fn() -> [u8; 16], threads: usize) -> Result<(), Error> {
+    let node_hash = write_nodes(plan, sink, threads)?;
+    let mut co = Coalescer { start: 0, buf: Vec::new() };
+    // node tree: leaves (depth 3) from the nodes, then each level from the one below
+    let mut lists: Vec<((u32, u64), u64, Box<[u8; BS]>)> =
+        plan.tree_lists.iter().map(|&(k, blk)| (k, blk, Box::new([0u8; BS]))).collect();
+    let index: std::collections::HashMap<(u32, u64), usize> =
+        lists.iter().enumerate().map(|(i, (k, _, _))| (*k, i)).collect();
+    let flags_at = TREE_ENTRIES * 16;
+    for (n, &h) in plan.nodes.iter().zip(&node_hash) {
+        let id = n.id as u64;
+        let li = index[&(3, id >> 8)];
+        let idx = (id & 0xFF) as usize;
+        let b = &mut lists[li].2;
+        put_ptr(&mut b[..], 16 * idx, make_addr(n.block, 0), h);
+        b[flags_at + idx / 8] |= 1 << (idx % 8);
+    }
+    if let Some(&li) = index.get(&(3, 0)) {
+        lists[li].2[flags_at] |= 1; // reserved id 0
+    }
+    let mut hashes = vec![0u64; lists.len()];
+    let mut full = vec![false; lists.len()];
+    for depth in [3u32, 2, 1, 0] {
+        if depth < 3 {
+            for ci in 0..lists.len() {
+                let ((cd, cp), cblk, _) = &lists[ci];
+                if *cd != depth + 1 {
+                    continue;
+                }
+                let (cp, cblk) = (*cp, *cblk);
+                let pi = index[&(depth, cp >> 8)];
+                let idx = (cp & 0xFF) as usize;
+                let (h, f) = (hashes[ci], full[ci]);
+                let b = &mut lists[pi].2;
+                put_ptr(&mut b[..], 16 * idx, make_addr(cblk, 0), h);
+                if f {
+                    b[flags_at + idx / 8] |= 1 << (idx % 8);
+                }
+            }
+        }
+        for (i, (k, blk, b)) in lists.iter().enumerate() {
+            if k.0 != depth {
+                continue;
+            }
+            full[i] = b[flags_at..].iter().map(|x| x.count_ones()).sum::<u32>() as usize == TREE_ENTRIES;
+            hashes[i] = seahash(&b[..]);
+            co.add(sink, *blk, &b[..])?;
+        }
+    }
+    let root = index[&(0, 0)];
+    let tree_ptr = (make_addr(lists[root].1, 0), hashes[root]);
+    // allocation log: the gaps, then the free space after everything
+    let total = sink.size / BLOCK_SIZE;
+    let mut extents = plan.gaps.clone();
+    if total > plan.end {
+        extents.push((plan.end, total - plan.end));
+    }
+    let mut prev = (0u64, 0u64);
+    for j in 0..plan.alloc_count as usize {
+        let mut b = [0u8; BS];
+        put_ptr(&mut b, 0, prev.0, prev.1);
+        let chunk = extents.iter().skip(j * ALLOC_ENTRIES).take(ALLOC_ENTRIES);
+        for (e, &(start, count)) in chunk.enumerate() {
+            put_ptr(&mut b, 16 + 16 * e, start, count);
+        }
+        let index = plan.alloc_base + j as u64;
+        prev = (make_addr(index, 0), seahash(&b));
+        co.add(sink, index, &b)?;
+    }
+    co.flush(sink)?;
+    // header last
+    let mut h = [0u8; BS];
+    h[0..8].copy_from_slice(SIGNATURE);
+    put_u64(&mut h, 8, VERSION);
+    h[16..32].copy_from_slice(&uuid());
+    put_u64(&mut h, 32, sink.size);
+    put_u64(&mut h, 40, 0);
+    put_ptr(&mut h, 48, tree_ptr.0, tree_ptr.1);
+    put_ptr(&mut h, 64, prev.0, prev.1);
+    let digest = seahash(&h[..4072]);
+    put_u64(&mut h, 4072, digest);
+    put_u64(&mut h, 4088, digest);
+    sink.write(0, &h)
+}

@@ -1,1 +1,0 @@
-/work/main/packages/host/redoxfs-write/target/release/redoxfs-write: /work/main/packages/host/redoxfs-write/src/main.rs
