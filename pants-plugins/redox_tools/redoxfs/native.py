@@ -1,0 +1,152 @@
+"""The native RedoxFS writer (packages/host/redoxfs-write) behind the Python writer's interface.
+
+`redoxfs-write` lays out the same bytes as `redox_tools.redoxfs.writer` (the reference) for the
+same manifest, size, offset, uuid and ctime, without Python start-up or per-file interpreter
+work. This module finds the binary and wraps it in callables with the reference's signatures,
+so a caller (e.g. diskimage's `redoxfs_writer=` / `redoxfs_size_needed=`) can use either:
+
+    write = native_redoxfs_writer()          # or native_redoxfs_writer("/path/to/redoxfs-write")
+    write(out, manifest, offset=..., size=..., uuid=None, ctime=None)   # as write_redoxfs
+    need = native_size_needed()(manifest, ctime=None)                   # as size_needed
+
+The manifest is dumped to a temporary JSON file (relative sources made absolute against the
+manifest's base directory, so they resolve wherever the dump lives) and the tool writes into
+bytes [offset, offset+size) of `out`'s file (`create --into`), touching nothing else. Its bad-input
+errors (exit 2, one `error: ...` line) become `RedoxFSError` with the tool's message, which is the
+reference's message for the same input.
+
+The binary is found as `find_writer` says: an explicit path, $REDOXFS_WRITE, the copy a test's
+runtime_package_dependencies puts in its sandbox, or dist/ after
+`./pants package packages/host/redoxfs-write`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import replace
+from typing import Any, BinaryIO, Callable, List, Optional
+
+from redox_tools.errors import ToolError
+from redox_tools.manifest import FILE, Manifest
+from redox_tools.redoxfs.format import BLOCK_SIZE, RedoxFSError
+
+# Where `./pants package packages/host/redoxfs-write` puts the tool under dist/ (and a test's
+# runtime_package_dependencies, relative to its sandbox).
+TOOL_REL = "packages.host.redoxfs-write/redoxfs-write/bin/redoxfs-write"
+BUILD_COMMAND = "./pants package packages/host/redoxfs-write"
+ENV_VAR = "REDOXFS_WRITE"
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+WriteRedoxFS = Callable[..., None]
+SizeNeeded = Callable[..., int]
+
+
+def find_writer(explicit: Optional[str] = None, *, root: Optional[str] = None) -> str:
+    """The redoxfs-write binary: `explicit`, else $REDOXFS_WRITE, else ./TOOL_REL (a sandbox's
+    copy), else ROOT/dist/TOOL_REL (ROOT: the repository holding this file). A path given
+    explicitly or through the environment must exist (it is never silently passed over)."""
+    for given, what in ((explicit, "the given redoxfs-write path"), (os.environ.get(ENV_VAR), f"${ENV_VAR}")):
+        if given:
+            if not os.path.isfile(given):
+                raise ToolError(f"redoxfs-write not found at {given} ({what}); build it with {BUILD_COMMAND}")
+            return os.path.abspath(given)
+    dist = os.path.join(root if root is not None else _REPO_ROOT, "dist", TOOL_REL)
+    for cand in (TOOL_REL, dist):
+        if os.path.isfile(cand):
+            return os.path.abspath(cand)
+    raise ToolError(
+        f"redoxfs-write not found (looked for ${ENV_VAR}, ./{TOOL_REL}, {dist}); build it with {BUILD_COMMAND}"
+    )
+
+
+def _absolute_sources(manifest: Any) -> Manifest:
+    """The manifest with every relative file source joined to its base directory (made absolute
+    once, not normalised: the tool's messages name the same path the reference's would)."""
+    base = getattr(manifest, "base_dir", None) or "."
+    if not os.path.isabs(base):
+        base = os.path.abspath(base)
+    entries = []
+    for e in manifest:
+        if e.kind == FILE and e.source is not None and not os.path.isabs(e.source):
+            e = replace(e, source=os.path.join(base, e.source))
+        entries.append(e)
+    return Manifest(entries, base)
+
+
+def _run(tool: str, args: List[str], pass_fds: tuple = ()) -> str:
+    res = subprocess.run([tool, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds)
+    err = res.stderr.decode("utf-8", "replace").strip()
+    if res.returncode == 2:
+        lines = err.splitlines()
+        msg = lines[-1] if lines else "bad input (no message)"
+        raise RedoxFSError(msg[len("error: "):] if msg.startswith("error: ") else msg)
+    if res.returncode != 0:
+        raise ToolError(f"redoxfs-write {args[0]}: exit {res.returncode}: {err[-2000:] or '(no message)'}")
+    return res.stdout.decode("utf-8", "replace")
+
+
+def _with_dumped(manifest: Any, fn: Callable[[str], Any]) -> Any:
+    with tempfile.TemporaryDirectory(prefix="redoxfs-write-") as d:
+        path = os.path.join(d, "manifest.json")
+        _absolute_sources(manifest).dump(path)
+        return fn(path)
+
+
+def native_redoxfs_writer(tool: Optional[str] = None) -> WriteRedoxFS:
+    """A callable with write_redoxfs's signature that runs the native writer (found now, so a
+    missing binary is reported before any image is started)."""
+    exe = find_writer(tool)
+
+    def write(
+        out: BinaryIO,
+        manifest: Any,
+        *,
+        offset: int,
+        size: int,
+        uuid: Optional[bytes] = None,
+        ctime: Optional[int] = None,
+    ) -> None:
+        # The reference's argument checks, with its messages, before anything runs.
+        if offset < 0:
+            raise RedoxFSError(f"offset {offset} is negative")
+        if size % BLOCK_SIZE:
+            raise RedoxFSError(f"filesystem size {size} is not a multiple of {BLOCK_SIZE} bytes")
+        if uuid is not None and len(uuid) != 16:
+            raise RedoxFSError(f"uuid must be 16 bytes, got {len(uuid)}")
+        try:
+            fd = out.fileno()
+        except (AttributeError, OSError, ValueError):
+            raise ToolError("the native RedoxFS writer writes into a file on disk (this output has no file descriptor)") from None
+        out.flush()  # what was written through `out` before must be in the file under the tool
+        # The tool opens the file through this process's descriptor: works for files opened by
+        # descriptor (atomic_output's temp file has no name attribute worth trusting).
+        args = ["create", "--into", f"/proc/self/fd/{fd}", "--offset", str(offset), "--size", str(size), "-q"]
+        if uuid is not None:
+            args += ["--uuid", uuid.hex()]
+        if ctime is not None:
+            args += ["--ctime", str(ctime)]
+        _with_dumped(manifest, lambda m: _run(exe, args[:1] + ["--manifest", m] + args[1:], pass_fds=(fd,)))
+
+    return write
+
+
+_SIZE_LINE = re.compile(r"(\d+) bytes \(\d+ MiB\)")
+
+
+def native_size_needed(tool: Optional[str] = None) -> SizeNeeded:
+    """A callable with size_needed's signature (manifest, *, ctime=None) -> bytes, from the
+    native writer's `size` command."""
+    exe = find_writer(tool)
+
+    def size_needed(manifest: Any, *, ctime: Optional[int] = None) -> int:
+        extra = ["--ctime", str(ctime)] if ctime is not None else []
+        out = _with_dumped(manifest, lambda m: _run(exe, ["size", "--manifest", m, *extra]))
+        match = _SIZE_LINE.fullmatch(out.strip())
+        if not match:
+            raise ToolError(f"redoxfs-write size: unexpected output {out.strip()[:200]!r}")
+        return int(match.group(1))
+
+    return size_needed
