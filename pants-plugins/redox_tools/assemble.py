@@ -32,6 +32,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from redox_tools import diskimage, driver_filter, initfs, qcow2
 from redox_tools.errors import ManifestError, ToolError, run_main
+from redox_tools.redoxfs.native import native_redoxfs_writer, native_size_needed
 from redox_tools.manifest import DEFAULT_EXEC_MODE, DEFAULT_FILE_MODE, FILE, Entry, Manifest, normalize_path, sha256_file
 
 
@@ -119,6 +120,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_disk.add_argument("--esp-size-mib", type=int, default=1)
     p_disk.add_argument("--no-require-boot-files", action="store_true")
     p_disk.add_argument("--format", choices=("raw", "qcow2"), default="raw", help="image file format")
+    p_disk.add_argument(
+        "--redoxfs-writer",
+        help="the native RedoxFS writer (packages/host/redoxfs-write) to write RedoxFS with; "
+        "default: the Python writer in this process (the same bytes)",
+    )
 
     args = parser.parse_args(argv)
     if os.path.dirname(args.output):
@@ -135,6 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         initfs.write_initfs(manifest, bootstrap, args.output)
     else:
         raw = args.output if args.format == "raw" else f"{args.output}.raw.tmp"
+        native = args.redoxfs_writer
         diskimage.create_disk_image(
             raw,
             root=manifest,
@@ -143,6 +150,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             esp_mib=args.esp_size_mib,
             source_date_epoch=args.source_date_epoch,
             require_boot_files=not args.no_require_boot_files,
+            redoxfs_writer=native_redoxfs_writer(native) if native else None,
+            redoxfs_size_needed=native_size_needed(native) if native else None,
         )
         if raw != args.output:
             try:

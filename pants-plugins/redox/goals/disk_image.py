@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
-from pants.engine.addresses import Address
+from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -37,8 +37,11 @@ from redox.target_types import (
 from redox.util_rules.image_inputs import ImageTrees, ImageTreesRequest
 from redox.util_rules.redox_tools import RedoxToolProcess
 from redox.util_rules.references import FileReferenceRequest, ResolvedFile, parse_reference
+from redox.util_rules.staged_tree import StagedTree, StagedTreeRequest
 
 IMAGE_FORMAT = "qcow2"
+WRITER_DIR = "__redoxfs_write"
+WRITER_BIN = "bin/redoxfs-write"
 KERNEL_PATH = "/usr/lib/boot/kernel"
 INITFS_PATH = "/usr/lib/boot/initfs"
 
@@ -127,6 +130,33 @@ def _what(spec: DiskImageSpec, name: str) -> str:
     return f"the `{name}` field of {spec.address}"
 
 
+@dataclass(frozen=True)
+class RedoxfsWriterTool:
+    """The native RedoxFS writer's files (under WRITER_DIR) and the arguments that select it;
+    empty when `[redox-image].redoxfs_writer` is "" (the Python writer in the image process)."""
+
+    digest: Digest
+    args: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RedoxfsWriterToolRequest:
+    pass
+
+
+@rule(desc="Build the native RedoxFS writer", level=LogLevel.DEBUG)
+async def redoxfs_writer_tool(_: RedoxfsWriterToolRequest, image: RedoxImageSubsystem) -> RedoxfsWriterTool:
+    if not image.redoxfs_writer:
+        return RedoxfsWriterTool(EMPTY_DIGEST, ())
+    origin = "the option `[redox-image].redoxfs_writer`"
+    address = await Get(Address, AddressInput, parse_reference(image.redoxfs_writer, relative_to="", origin=origin))
+    tree = await Get(StagedTree, StagedTreeRequest(address, origin))
+    if WRITER_BIN not in tree.files:
+        raise PackageBuildError(f"{origin}: {address} installs no /{WRITER_BIN} (it installs {', '.join('/' + f for f in tree.files) or 'nothing'})")
+    digest = await Get(Digest, AddPrefix(tree.digest, WRITER_DIR))
+    return RedoxfsWriterTool(digest, ("--redoxfs-writer", f"{WRITER_DIR}/{WRITER_BIN}"))
+
+
 @rule(desc="Assemble a Redox disk image", level=LogLevel.DEBUG)
 async def assemble_disk_image(spec: DiskImageSpec) -> DiskImage:
     address = spec.address
@@ -144,9 +174,14 @@ async def assemble_disk_image(spec: DiskImageSpec) -> DiskImage:
         ),
     )
     trees_get = Get(ImageTrees, ImageTreesRequest, spec.packages)
-    bootloader, trees = await MultiGet(bootloader_get, trees_get)
+    bootloader, trees, writer = await MultiGet(bootloader_get, trees_get, Get(RedoxfsWriterTool, RedoxfsWriterToolRequest()))
 
-    digests: List[Digest] = [trees.digest, await Get(Digest, AddPrefix(bootloader.digest, "__efi")), spec.overlay_digest]
+    digests: List[Digest] = [
+        trees.digest,
+        await Get(Digest, AddPrefix(bootloader.digest, "__efi")),
+        spec.overlay_digest,
+        writer.digest,
+    ]
     file_args: List[str] = []
     if spec.kernel:
         kernel = await Get(
@@ -185,6 +220,7 @@ async def assemble_disk_image(spec: DiskImageSpec) -> DiskImage:
         "--format",
         IMAGE_FORMAT,
         *(() if spec.require_boot_files else ("--no-require-boot-files",)),
+        *writer.args,
         "--manifest-out",
         f"{out}.manifest.json",
         "-o",

@@ -22,3 +22,14 @@ class RedoxImageSubsystem(Subsystem):
     ovmf_code = StrOption(default="/usr/share/OVMF/OVMF_CODE_4M.fd", help="OVMF firmware code (read-only pflash).")
     ovmf_vars = StrOption(default="/usr/share/OVMF/OVMF_VARS_4M.fd", help="OVMF variable store template (copied per VM).")
     qemu = StrOption(default="/usr/bin/qemu-system-x86_64", help="QEMU system emulator used by boot tests and runners.")
+    redoxfs_writer = StrOption(
+        default="//packages/host/redoxfs-write",
+        help=softwrap(
+            """
+            The package whose `bin/redoxfs-write` writes every disk image's RedoxFS (the project's
+            native writer, built for the build machine). It writes the same bytes as the Python
+            writer in `redox_tools.redoxfs`, several times faster. Set to the empty string to
+            write RedoxFS in the image process itself with the Python writer (no Rust build).
+            """
+        ),
+    )

@@ -26,7 +26,8 @@ pub const MAX_U32: u64 = 0xFFFF_FFFF;
 pub const MIN_FREE_BLOCKS: u64 = 64;
 
 /// Node level data: (byte offset in the node block, pointer count, BlockList depth).
-pub const LEVEL_TABLE: [(usize, u64, u32); 5] = [(128, 128, 0), (2176, 64, 1), (3200, 32, 2), (3712, 16, 3), (3968, 8, 4)];
+pub const LEVEL_TABLE: [(usize, u64, u32); 5] =
+    [(128, 128, 0), (2176, 64, 1), (3200, 32, 2), (3712, 16, 3), (3968, 8, 4)];
 
 pub fn make_addr(index: u64, level: u32) -> u64 {
     (index << 8) | level as u64

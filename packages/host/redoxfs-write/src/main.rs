@@ -66,7 +66,17 @@ fn parse_args(argv: &[String]) -> Result<Args, Error> {
     if cmd != "create" && cmd != "size" {
         return Err(Error::new(format!("unknown command {}\n{USAGE}", py_repr(&cmd))));
     }
-    let mut a = Args { cmd, manifest: None, output: None, into: None, size: None, offset: 0, uuid: None, ctime: None, quiet: false };
+    let mut a = Args {
+        cmd,
+        manifest: None,
+        output: None,
+        into: None,
+        size: None,
+        offset: 0,
+        uuid: None,
+        ctime: None,
+        quiet: false,
+    };
     while let Some(flag) = it.next() {
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
@@ -89,7 +99,8 @@ fn parse_args(argv: &[String]) -> Result<Args, Error> {
             "--size" => a.size = Some(value()?),
             "--offset" => {
                 let v = value()?;
-                a.offset = v.parse().map_err(|_| Error::new(format!("--offset {} is not a byte count", py_repr(&v))))?;
+                a.offset =
+                    v.parse().map_err(|_| Error::new(format!("--offset {} is not a byte count", py_repr(&v))))?;
             }
             "--uuid" => a.uuid = Some(value()?),
             "--ctime" => {
@@ -142,7 +153,7 @@ fn parse_size(text: &str) -> Result<u64, Error> {
 
 fn parse_uuid(text: &str) -> Result<[u8; 16], Error> {
     let hexs: String = text.chars().filter(|&c| c != '-').collect();
-    if hexs.len() % 2 != 0 || !hexs.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !hexs.len().is_multiple_of(2) || !hexs.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Error::new(format!("--uuid {} is not hex", py_repr(text))));
     }
     let bytes: Vec<u8> = (0..hexs.len()).step_by(2).map(|i| u8::from_str_radix(&hexs[i..i + 2], 16).unwrap()).collect();
@@ -170,10 +181,18 @@ fn temp_beside(out: &str) -> Result<(File, String), Error> {
     let path = std::path::Path::new(out);
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     for k in 0..100u32 {
         let name = dir.join(format!(".{base}.{:08x}{k:02}.tmp", seed ^ std::process::id()));
-        match OpenOptions::new().read(true).write(true).create_new(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).mode(0o600).open(&name) {
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(&name)
+        {
             Ok(f) => return Ok((f, name.to_string_lossy().into_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::new(format!("cannot create {}: {}", name.display(), strerror(&e)))),
@@ -216,7 +235,8 @@ fn create(a: &Args, m: &Manifest) -> Result<(), Error> {
     let out = a.output.as_deref().unwrap_or("");
     let (f, tmp) = temp_beside(out)?;
     let result = (|| {
-        f.set_len(a.offset + size).map_err(|e| Error::new(format!("cannot write the image {out}: {}", strerror(&e))))?;
+        f.set_len(a.offset + size)
+            .map_err(|e| Error::new(format!("cannot write the image {out}: {}", strerror(&e))))?;
         let mut sink = write::Sink::new(f, out, a.offset, size);
         sink.prepare()?;
         write::write(&plan, &sink, &uuid_fn, threads())?;

@@ -47,7 +47,8 @@ pub struct Manifest {
     pub base_dir: String,
 }
 
-const KEYS: [&str; 11] = ["path", "kind", "mode", "uid", "gid", "mtime", "source", "sha256", "size", "target", "origin"];
+const KEYS: [&str; 11] =
+    ["path", "kind", "mode", "uid", "gid", "mtime", "source", "sha256", "size", "target", "origin"];
 
 /// Python's `repr` of a string (quotes and escapes as `repr(str)` prints them).
 pub fn py_repr(s: &str) -> String {
@@ -153,7 +154,9 @@ fn entry_of(obj: &Map<String, Value>, manifest_path: &str) -> Result<Entry, Erro
     };
     let p = path.as_str();
     let mode = match &obj["mode"] {
-        Value::Number(n) => number_u64(n).ok_or_else(|| Error::new(format!("{p}: mode {n} is not a non-negative integer")))?,
+        Value::Number(n) => {
+            number_u64(n).ok_or_else(|| Error::new(format!("{p}: mode {n} is not a non-negative integer")))?
+        }
         other => return Err(Error::new(format!("{p}: mode {} is not a non-negative integer", value_repr(other)))),
     };
     let uid = uint_field(p, "uid", obj.get("uid"))?;
@@ -215,8 +218,8 @@ impl Manifest {
     pub fn load(path: &str) -> Result<Manifest, Error> {
         let text = std::fs::read(path)
             .map_err(|e| Error::new(format!("cannot read manifest {path}: {}", crate::strerror(&e))))?;
-        let data: Value = serde_json::from_slice(&text)
-            .map_err(|e| Error::new(format!("cannot read manifest {path}: {e}")))?;
+        let data: Value =
+            serde_json::from_slice(&text).map_err(|e| Error::new(format!("cannot read manifest {path}: {e}")))?;
         drop(text);
         let abs = std::path::absolute(path).map_err(|e| Error::new(format!("cannot read manifest {path}: {e}")))?;
         let base_dir = abs.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
@@ -238,10 +241,7 @@ impl Manifest {
             let obj = match v {
                 Value::Object(o) => o,
                 other => {
-                    return Err(Error::new(format!(
-                        "malformed manifest entry: {} is not an entry",
-                        value_repr(&other)
-                    )))
+                    return Err(Error::new(format!("malformed manifest entry: {} is not an entry", value_repr(&other))))
                 }
             };
             let mut e = entry_of(&obj, manifest_path)?;

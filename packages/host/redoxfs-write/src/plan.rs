@@ -13,7 +13,10 @@ use crate::Error;
 pub enum Content {
     None,
     /// A host file: the path it is opened by and the expected sha256 (hex, as in the manifest).
-    File { open: String, sha256: Option<String> },
+    File {
+        open: String,
+        sha256: Option<String>,
+    },
     /// Bytes held in memory (a symlink's target).
     Data(Vec<u8>),
 }
@@ -54,6 +57,7 @@ pub struct Node {
 }
 
 impl Node {
+    #[allow(clippy::too_many_arguments)] // the node's fields, in the order of its on-disk record
     fn new(path: String, name: Vec<u8>, kind: Kind, mode: u16, uid: u32, gid: u32, mtime: u64, ctime: u64) -> Node {
         Node {
             path,
@@ -165,10 +169,28 @@ fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<(Vec<Node>, usize), Er
         let idx = arena.len();
         let mut n = match e.kind {
             Kind::File => file_node(e, name, perm, t_c, &m.base_dir)?,
-            Kind::Dir => Node::new(path.to_string(), name.as_bytes().to_vec(), Kind::Dir, (MODE_DIR | perm) as u16, 0, 0, e.mtime, t_c),
+            Kind::Dir => Node::new(
+                path.to_string(),
+                name.as_bytes().to_vec(),
+                Kind::Dir,
+                (MODE_DIR | perm) as u16,
+                0,
+                0,
+                e.mtime,
+                t_c,
+            ),
             Kind::Symlink => {
                 let data = e.target.clone().unwrap_or_default().into_bytes();
-                let mut n = Node::new(path.to_string(), name.as_bytes().to_vec(), Kind::Symlink, (MODE_SYMLINK | perm) as u16, 0, 0, e.mtime, t_c);
+                let mut n = Node::new(
+                    path.to_string(),
+                    name.as_bytes().to_vec(),
+                    Kind::Symlink,
+                    (MODE_SYMLINK | perm) as u16,
+                    0,
+                    0,
+                    e.mtime,
+                    t_c,
+                );
                 n.size = data.len() as u64;
                 n.content = Content::Data(data);
                 n
@@ -196,11 +218,21 @@ fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<(Vec<Node>, usize), Er
         while !by_path.contains_key(parent_path) {
             let pname = parent_path.rsplit('/').next().unwrap_or(parent_path);
             if pname.len() > DIR_ENTRY_MAX_LENGTH {
-                link_error = Some(format!("name longer than {DIR_ENTRY_MAX_LENGTH} bytes (RedoxFS limit): /{parent_path}"));
+                link_error =
+                    Some(format!("name longer than {DIR_ENTRY_MAX_LENGTH} bytes (RedoxFS limit): /{parent_path}"));
                 break;
             }
             let iidx = arena.len();
-            arena.push(Node::new(parent_path.to_string(), pname.as_bytes().to_vec(), Kind::Dir, (MODE_DIR | 0o755) as u16, 0, 0, root_time, root_time));
+            arena.push(Node::new(
+                parent_path.to_string(),
+                pname.as_bytes().to_vec(),
+                Kind::Dir,
+                (MODE_DIR | 0o755) as u16,
+                0,
+                0,
+                root_time,
+                root_time,
+            ));
             by_path.insert(parent_path.to_string(), iidx);
             chain.push(iidx);
             parent_path = match parent_path.rfind('/') {
@@ -219,7 +251,8 @@ fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<(Vec<Node>, usize), Er
             };
             let parent = by_path[pp];
             if arena[parent].kind != Kind::Dir {
-                link_error = Some(format!("/{cp} is below /{pp}, which is a {}, not a directory", arena[parent].kind.as_str()));
+                link_error =
+                    Some(format!("/{cp} is below /{pp}, which is a {}, not a directory", arena[parent].kind.as_str()));
                 break;
             }
             arena[parent].children.push(c);
@@ -244,9 +277,8 @@ fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<(Vec<Node>, usize), Er
 fn file_node(e: &Entry, name: &str, perm: u32, t_c: u64, base_dir: &str) -> Result<Node, Error> {
     let src = e.source.clone().unwrap_or_default();
     let shown = if src.starts_with('/') { src.clone() } else { join_source(base_dir, &src) };
-    let md = std::fs::metadata(&shown).map_err(|err| {
-        Error::new(format!("/{}: cannot read its source {shown}: {}", e.path, crate::strerror(&err)))
-    })?;
+    let md = std::fs::metadata(&shown)
+        .map_err(|err| Error::new(format!("/{}: cannot read its source {shown}: {}", e.path, crate::strerror(&err))))?;
     if !md.is_file() {
         return Err(Error::new(format!("/{}: source {shown} is not a regular file", e.path)));
     }
@@ -258,16 +290,8 @@ fn file_node(e: &Entry, name: &str, perm: u32, t_c: u64, base_dir: &str) -> Resu
             e.size
         )));
     }
-    let mut n = Node::new(
-        e.path.clone(),
-        name.as_bytes().to_vec(),
-        Kind::File,
-        (MODE_FILE | perm) as u16,
-        0,
-        0,
-        e.mtime,
-        t_c,
-    );
+    let mut n =
+        Node::new(e.path.clone(), name.as_bytes().to_vec(), Kind::File, (MODE_FILE | perm) as u16, 0, 0, e.mtime, t_c);
     n.size = e.size;
     n.rl = RECORD_LEVEL;
     n.source_shown = shown.clone();

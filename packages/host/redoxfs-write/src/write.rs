@@ -192,7 +192,9 @@ impl<'a> Reader<'a> {
                     .read(true)
                     .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
                     .open(open)
-                    .map_err(|e| Error::new(format!("/{}: cannot read its source {}: {}", n.path, n.source_shown, os_err(e))))?;
+                    .map_err(|e| {
+                        Error::new(format!("/{}: cannot read its source {}: {}", n.path, n.source_shown, os_err(e)))
+                    })?;
                 Ok(Reader::Fd(f))
             }
             Content::Data(d) => Ok(Reader::Mem(d)),
@@ -486,6 +488,9 @@ impl Worker<'_, '_> {
     }
 }
 
+/// A node-tree list being built: ((depth, id prefix), block, contents).
+type TreeList = ((u32, u64), u64, Box<[u8; BS]>);
+
 /// Write every node with `threads` workers; returns the node hashes (in id order).
 fn write_nodes(plan: &Plan, sink: &Sink, threads: usize) -> Result<Vec<u64>, Error> {
     let sh = Shared {
@@ -513,8 +518,7 @@ pub fn write(plan: &Plan, sink: &Sink, uuid: &dyn Fn() -> [u8; 16], threads: usi
     let node_hash = write_nodes(plan, sink, threads)?;
     let mut co = Coalescer { start: 0, buf: Vec::new() };
     // node tree: leaves (depth 3) from the nodes, then each level from the one below
-    let mut lists: Vec<((u32, u64), u64, Box<[u8; BS]>)> =
-        plan.tree_lists.iter().map(|&(k, blk)| (k, blk, Box::new([0u8; BS]))).collect();
+    let mut lists: Vec<TreeList> = plan.tree_lists.iter().map(|&(k, blk)| (k, blk, Box::new([0u8; BS]))).collect();
     let index: std::collections::HashMap<(u32, u64), usize> =
         lists.iter().enumerate().map(|(i, (k, _, _))| (*k, i)).collect();
     let flags_at = TREE_ENTRIES * 16;
