@@ -230,7 +230,7 @@ fn create(a: &Args, m: &Manifest) -> Result<(), Error> {
             .map_err(|e| Error::new(format!("cannot open {into}: {}", strerror(&e))))?;
         let mut sink = write::Sink::new(f, into, a.offset, size);
         sink.prepare()?;
-        return write::write(&plan, &sink, &uuid_fn, threads());
+        return write::write(&plan, m, &sink, &uuid_fn, threads());
     }
     let out = a.output.as_deref().unwrap_or("");
     let (f, tmp) = temp_beside(out)?;
@@ -239,7 +239,7 @@ fn create(a: &Args, m: &Manifest) -> Result<(), Error> {
             .map_err(|e| Error::new(format!("cannot write the image {out}: {}", strerror(&e))))?;
         let mut sink = write::Sink::new(f, out, a.offset, size);
         sink.prepare()?;
-        write::write(&plan, &sink, &uuid_fn, threads())?;
+        write::write(&plan, m, &sink, &uuid_fn, threads())?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
             .and_then(|_| std::fs::rename(&tmp, out))
             .map_err(|e| Error::new(format!("cannot write the image {out}: {}", strerror(&e))))

@@ -1,9 +1,10 @@
 //! Root manifests (the JSON form of `redox_tools.manifest`): load, check and normalise them the
 //! way `Manifest.load` does, with the same error texts where the Python loader has one.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
 use std::fmt::Write as _;
 
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use crate::Error;
@@ -116,6 +117,9 @@ fn uint_field(path: &str, name: &str, v: Option<&Value>) -> Result<u64, Error> {
         None => Ok(0),
         Some(Value::Number(n)) => match number_u64(n) {
             Some(u) => Ok(u),
+            None if n.is_i64() || n.is_f64() => {
+                Err(Error::new(format!("{path}: {name} {n} is not a non-negative integer")))
+            }
             None => Err(Error::new(format!("{path}: {name} {n} is not a non-negative integer below 2^64"))),
         },
         Some(other) => Err(Error::new(format!("{path}: {name} {} is not a non-negative integer", value_repr(other)))),
@@ -214,56 +218,172 @@ fn origin_or_q(e: &Entry) -> &str {
     }
 }
 
-impl Manifest {
-    pub fn load(path: &str) -> Result<Manifest, Error> {
-        let text = std::fs::read(path)
-            .map_err(|e| Error::new(format!("cannot read manifest {path}: {}", crate::strerror(&e))))?;
-        let data: Value =
-            serde_json::from_slice(&text).map_err(|e| Error::new(format!("cannot read manifest {path}: {e}")))?;
-        drop(text);
-        let abs = std::path::absolute(path).map_err(|e| Error::new(format!("cannot read manifest {path}: {e}")))?;
-        let base_dir = abs.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
-        Self::from_json(data, path, base_dir)
+/// Top-level JSON of a manifest, read with its entries checked one by one as they are parsed
+/// (never all entries' JSON at once: 100 000-entry manifests).
+struct Doc {
+    version: Option<Value>,
+    entries: Option<Option<Vec<Entry>>>, // None: no "entries"; Some(None): not a list
+}
+
+/// The first bad entry, reported with the Python loader's words rather than serde's.
+type Bad<'c> = &'c RefCell<Option<Error>>;
+
+struct DocVisitor<'c> {
+    manifest_path: &'c str,
+    bad: Bad<'c>,
+}
+
+struct EntriesSeed<'c> {
+    manifest_path: &'c str,
+    bad: Bad<'c>,
+}
+
+macro_rules! not_this_shape {
+    ($($name:ident: $t:ty),*) => {
+        $(fn $name<E: de::Error>(self, _: $t) -> Result<Self::Value, E> { Ok(None) })*
+    };
+}
+
+impl<'de> Visitor<'de> for DocVisitor<'_> {
+    type Value = Option<Doc>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a manifest object")
     }
 
-    fn from_json(data: Value, manifest_path: &str, base_dir: String) -> Result<Manifest, Error> {
-        let mut data = match data {
-            Value::Object(m) if m.get("version") == Some(&Value::Number(1.into())) => m,
-            _ => return Err(Error::new("not a version-1 manifest")),
-        };
-        let raw = match data.remove("entries") {
-            Some(Value::Array(a)) => a,
-            Some(_) => return Err(Error::new("malformed manifest entry: 'entries' is not a list")),
-            None => return Err(Error::new("malformed manifest entry: 'entries'")),
-        };
-        let mut by_path: BTreeMap<String, Entry> = BTreeMap::new();
-        for v in raw {
-            let obj = match v {
-                Value::Object(o) => o,
-                other => {
-                    return Err(Error::new(format!("malformed manifest entry: {} is not an entry", value_repr(&other))))
+    not_this_shape!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut doc = Doc { version: None, entries: None };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "version" => doc.version = Some(map.next_value::<Value>()?),
+                "entries" => {
+                    let seed = EntriesSeed { manifest_path: self.manifest_path, bad: self.bad };
+                    doc.entries = Some(map.next_value_seed(seed)?);
                 }
-            };
-            let mut e = entry_of(&obj, manifest_path)?;
-            let norm = normalize_path(&e.path)?;
-            e.path = norm;
-            if let Some(prev) = by_path.get(&e.path) {
-                if !same_content(prev, &e) {
-                    return Err(Error::new(format!(
-                        "conflict at /{}: {} installs a {} ({}) and {} installs a {} ({})",
-                        prev.path,
-                        origin_or_q(prev),
-                        prev.kind.as_str(),
-                        describe(prev),
-                        origin_or_q(&e),
-                        e.kind.as_str(),
-                        describe(&e)
-                    )));
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
                 }
             }
-            by_path.insert(e.path.clone(), e);
         }
-        // BTreeMap<String> orders by bytes; UTF-8 byte order is code point order.
-        Ok(Manifest { entries: by_path.into_values().collect(), base_dir })
+        Ok(Some(doc))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for EntriesSeed<'_> {
+    type Value = Option<Vec<Entry>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntriesSeed<'_> {
+    type Value = Option<Vec<Entry>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of entries")
+    }
+
+    not_this_shape!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(v) = seq.next_element::<Value>()? {
+            let checked = match v {
+                Value::Object(o) => entry_of(&o, self.manifest_path),
+                other => Err(Error::new(format!("malformed manifest entry: {} is not an entry", value_repr(&other)))),
+            };
+            match checked {
+                Ok(e) => out.push(e),
+                Err(e) => {
+                    *self.bad.borrow_mut() = Some(e);
+                    return Err(de::Error::custom("bad entry"));
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+impl Manifest {
+    pub fn load(path: &str) -> Result<Manifest, Error> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::new(format!("cannot read manifest {path}: {}", crate::strerror(&e))))?;
+        let bad = RefCell::new(None);
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, file));
+        let parsed =
+            de.deserialize_any(DocVisitor { manifest_path: path, bad: &bad }).and_then(|doc| de.end().map(|_| doc));
+        if let Some(e) = bad.into_inner() {
+            return Err(e);
+        }
+        let doc = parsed.map_err(|e| Error::new(format!("cannot read manifest {path}: {e}")))?;
+        let abs = std::path::absolute(path).map_err(|e| Error::new(format!("cannot read manifest {path}: {e}")))?;
+        let base_dir = abs.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
+        let doc = match doc {
+            Some(d) if d.version == Some(Value::Number(1.into())) => d,
+            _ => return Err(Error::new("not a version-1 manifest")),
+        };
+        let entries = match doc.entries {
+            Some(Some(a)) => a,
+            Some(None) => return Err(Error::new("malformed manifest entry: 'entries' is not a list")),
+            None => return Err(Error::new("malformed manifest entry: 'entries'")),
+        };
+        Self::from_entries(entries, base_dir)
+    }
+
+    /// Normalise paths, refuse conflicting duplicates (the same content twice is one entry, the
+    /// later one's source wins) and sort by path (byte order = code point order).
+    fn from_entries(mut entries: Vec<Entry>, base_dir: String) -> Result<Manifest, Error> {
+        for e in entries.iter_mut() {
+            let norm = normalize_path(&e.path)?;
+            if norm != e.path {
+                e.path = norm;
+            }
+        }
+        // stable: entries for one path stay in manifest order
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
+        for e in entries {
+            if let Some(prev) = out.last_mut() {
+                if prev.path == e.path {
+                    if !same_content(prev, &e) {
+                        return Err(Error::new(format!(
+                            "conflict at /{}: {} installs a {} ({}) and {} installs a {} ({})",
+                            prev.path,
+                            origin_or_q(prev),
+                            prev.kind.as_str(),
+                            describe(prev),
+                            origin_or_q(&e),
+                            e.kind.as_str(),
+                            describe(&e)
+                        )));
+                    }
+                    *prev = e;
+                    continue;
+                }
+            }
+            out.push(e);
+        }
+        Ok(Manifest { entries: out, base_dir })
     }
 }

@@ -12,14 +12,14 @@ use crate::Error;
 
 pub enum Content {
     None,
-    /// A host file: the path it is opened by and the expected sha256 (hex, as in the manifest).
-    File {
-        open: String,
-        sha256: Option<String>,
-    },
+    /// The host file of the node's manifest entry (its `source`, checked against its `sha256`).
+    File,
     /// Bytes held in memory (a symlink's target).
     Data(Vec<u8>),
 }
+
+/// `Node::entry` of the root and of implied directories (they have no manifest entry).
+pub const NO_ENTRY: u32 = u32::MAX;
 
 /// One BlockList of a file: (block, depth, first record, child list indexes).
 pub struct List {
@@ -30,8 +30,8 @@ pub struct List {
 }
 
 pub struct Node {
-    pub path: String, // for messages, without the leading '/'
-    pub source_shown: String,
+    /// Index of the node's manifest entry (path, source, sha256 for messages and reads), or NO_ENTRY.
+    pub entry: u32,
     pub name: Vec<u8>,
     pub kind: Kind,
     pub mode: u16,
@@ -39,7 +39,7 @@ pub struct Node {
     pub gid: u32,
     pub mtime: u64,
     pub ctime: u64,
-    pub children: Vec<usize>,
+    pub children: Vec<u32>,
     pub id: u32,
     pub block: u64,
     pub size: u64,
@@ -58,10 +58,9 @@ pub struct Node {
 
 impl Node {
     #[allow(clippy::too_many_arguments)] // the node's fields, in the order of its on-disk record
-    fn new(path: String, name: Vec<u8>, kind: Kind, mode: u16, uid: u32, gid: u32, mtime: u64, ctime: u64) -> Node {
+    fn new(entry: u32, name: Vec<u8>, kind: Kind, mode: u16, uid: u32, gid: u32, mtime: u64, ctime: u64) -> Node {
         Node {
-            path,
-            source_shown: String::new(),
+            entry,
             name,
             kind,
             mode,
@@ -131,33 +130,41 @@ impl Cursor {
     }
 }
 
-fn join_source(base: &str, src: &str) -> String {
+/// The host path of a file entry's content, as messages name it: `source` if absolute, else
+/// joined to the manifest's base directory.
+pub fn source_path(m: &Manifest, e: &Entry) -> String {
+    let src = e.source.as_deref().unwrap_or("");
     if src.starts_with('/') {
         src.to_string()
-    } else if base.ends_with('/') || base.is_empty() {
-        format!("{base}{src}")
+    } else if m.base_dir.ends_with('/') || m.base_dir.is_empty() {
+        format!("{}{src}", m.base_dir)
     } else {
-        format!("{base}/{src}")
+        format!("{}/{src}", m.base_dir)
     }
 }
 
-fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<(Vec<Node>, usize), Error> {
+fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
+
+fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<Vec<Node>, Error> {
     let root_time = ctime.unwrap_or_else(|| m.entries.iter().map(|e| e.mtime).max().unwrap_or(0));
+    let dir_mode = (MODE_DIR | 0o755) as u16;
     let mut arena: Vec<Node> = Vec::with_capacity(m.entries.len() + 1);
-    arena.push(Node::new(String::new(), Vec::new(), Kind::Dir, (MODE_DIR | 0o755) as u16, 0, 0, root_time, root_time));
-    let mut by_path: HashMap<String, usize> = HashMap::with_capacity(m.entries.len() + 1);
-    by_path.insert(String::new(), 0);
+    arena.push(Node::new(NO_ENTRY, Vec::new(), Kind::Dir, dir_mode, 0, 0, root_time, root_time));
+    // path -> node (implied directories' paths are prefixes of their first child's path)
+    let mut by_path: HashMap<&str, usize> = HashMap::with_capacity(m.entries.len() + 1);
+    by_path.insert("", 0);
     let mut too_long: Vec<String> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     let mut link_error: Option<String> = None;
     // entries are sorted by path: parents come before their children
-    for e in &m.entries {
+    for (ei, e) in m.entries.iter().enumerate() {
         let path = e.path.as_str();
-        let slash = path.rfind('/');
-        let name = match slash {
-            Some(i) => &path[i + 1..],
-            None => path,
-        };
+        let name = path.rsplit('/').next().unwrap_or(path);
         if name.len() > DIR_ENTRY_MAX_LENGTH {
             too_long.push(format!("/{path} ({} bytes)", name.len()));
         }
@@ -166,55 +173,43 @@ fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<(Vec<Node>, usize), Er
         }
         let t_c = ctime.unwrap_or(e.mtime);
         let perm = (e.mode & 0o7777) as u32;
-        let idx = arena.len();
-        let mut n = match e.kind {
-            Kind::File => file_node(e, name, perm, t_c, &m.base_dir)?,
-            Kind::Dir => Node::new(
-                path.to_string(),
-                name.as_bytes().to_vec(),
-                Kind::Dir,
-                (MODE_DIR | perm) as u16,
-                0,
-                0,
-                e.mtime,
-                t_c,
-            ),
+        let (kind, type_bits) = match e.kind {
+            Kind::File => (Kind::File, MODE_FILE),
+            Kind::Dir => (Kind::Dir, MODE_DIR),
+            Kind::Symlink => (Kind::Symlink, MODE_SYMLINK),
+        };
+        let mode = (type_bits | perm) as u16;
+        let mut n =
+            Node::new(ei as u32, name.as_bytes().to_vec(), kind, mode, e.uid as u32, e.gid as u32, e.mtime, t_c);
+        match kind {
+            Kind::File => {
+                check_source(m, e)?;
+                n.size = e.size;
+                n.rl = RECORD_LEVEL;
+                n.content = Content::File;
+            }
             Kind::Symlink => {
                 let data = e.target.clone().unwrap_or_default().into_bytes();
-                let mut n = Node::new(
-                    path.to_string(),
-                    name.as_bytes().to_vec(),
-                    Kind::Symlink,
-                    (MODE_SYMLINK | perm) as u16,
-                    0,
-                    0,
-                    e.mtime,
-                    t_c,
-                );
                 n.size = data.len() as u64;
                 n.content = Content::Data(data);
-                n
             }
-        };
-        n.uid = e.uid as u32;
-        n.gid = e.gid as u32;
+            Kind::Dir => {}
+        }
+        let idx = arena.len();
         arena.push(n);
-        by_path.insert(path.to_string(), idx);
+        by_path.insert(path, idx);
         if link_error.is_some() {
             continue;
         }
-        let mut parent_path: &str = match slash {
-            Some(i) => &path[..i],
-            None => "",
-        };
+        let mut parent_path = parent_of(path);
         if let Some(&p) = by_path.get(parent_path) {
             if arena[p].kind == Kind::Dir {
-                arena[p].children.push(idx);
+                arena[p].children.push(idx as u32);
                 continue;
             }
         }
         // link through implied parent directories (mode 0755, owner 0, the root's time)
-        let mut chain: Vec<usize> = vec![idx];
+        let mut chain: Vec<(usize, &str)> = vec![(idx, path)];
         while !by_path.contains_key(parent_path) {
             let pname = parent_path.rsplit('/').next().unwrap_or(parent_path);
             if pname.len() > DIR_ENTRY_MAX_LENGTH {
@@ -223,39 +218,23 @@ fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<(Vec<Node>, usize), Er
                 break;
             }
             let iidx = arena.len();
-            arena.push(Node::new(
-                parent_path.to_string(),
-                pname.as_bytes().to_vec(),
-                Kind::Dir,
-                (MODE_DIR | 0o755) as u16,
-                0,
-                0,
-                root_time,
-                root_time,
-            ));
-            by_path.insert(parent_path.to_string(), iidx);
-            chain.push(iidx);
-            parent_path = match parent_path.rfind('/') {
-                Some(i) => &parent_path[..i],
-                None => "",
-            };
+            arena.push(Node::new(NO_ENTRY, pname.as_bytes().to_vec(), Kind::Dir, dir_mode, 0, 0, root_time, root_time));
+            by_path.insert(parent_path, iidx);
+            chain.push((iidx, parent_path));
+            parent_path = parent_of(parent_path);
         }
         if link_error.is_some() {
             continue;
         }
-        for &c in &chain {
-            let cp = arena[c].path.clone();
-            let pp = match cp.rfind('/') {
-                Some(i) => &cp[..i],
-                None => "",
-            };
+        for &(c, cp) in &chain {
+            let pp = parent_of(cp);
             let parent = by_path[pp];
             if arena[parent].kind != Kind::Dir {
                 link_error =
                     Some(format!("/{cp} is below /{pp}, which is a {}, not a directory", arena[parent].kind.as_str()));
                 break;
             }
-            arena[parent].children.push(c);
+            arena[parent].children.push(c as u32);
         }
     }
     if !too_long.is_empty() {
@@ -271,12 +250,12 @@ fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<(Vec<Node>, usize), Er
     if let Some(msg) = link_error {
         return Err(Error::new(msg));
     }
-    Ok((arena, 0))
+    Ok(arena)
 }
 
-fn file_node(e: &Entry, name: &str, perm: u32, t_c: u64, base_dir: &str) -> Result<Node, Error> {
-    let src = e.source.clone().unwrap_or_default();
-    let shown = if src.starts_with('/') { src.clone() } else { join_source(base_dir, &src) };
+/// The writer's checks of a file entry's source before anything is written.
+fn check_source(m: &Manifest, e: &Entry) -> Result<(), Error> {
+    let shown = source_path(m, e);
     let md = std::fs::metadata(&shown)
         .map_err(|err| Error::new(format!("/{}: cannot read its source {shown}: {}", e.path, crate::strerror(&err))))?;
     if !md.is_file() {
@@ -290,23 +269,18 @@ fn file_node(e: &Entry, name: &str, perm: u32, t_c: u64, base_dir: &str) -> Resu
             e.size
         )));
     }
-    let mut n =
-        Node::new(e.path.clone(), name.as_bytes().to_vec(), Kind::File, (MODE_FILE | perm) as u16, 0, 0, e.mtime, t_c);
-    n.size = e.size;
-    n.rl = RECORD_LEVEL;
-    n.source_shown = shown.clone();
-    n.content = Content::File { open: shown, sha256: e.sha256.clone() };
-    Ok(n)
+    Ok(())
 }
 
-fn plan_file(n: &mut Node, cur: &mut Cursor) -> Result<(), Error> {
+fn plan_file(n: &mut Node, cur: &mut Cursor, m: &Manifest) -> Result<(), Error> {
     let rsize = BLOCK_SIZE << n.rl;
     n.nrec = n.size.div_ceil(rsize);
     let last_len = n.size - (n.nrec - 1) * rsize;
     n.last_level = record_level_for(last_len);
     let capacity: u64 = LEVEL_TABLE.iter().map(|&(_, cnt, depth)| cnt * (BLOCKLIST_ENTRIES as u64).pow(depth)).sum();
     if n.nrec > capacity {
-        return Err(Error::new(format!("/{}: {} bytes is more than a RedoxFS file can address", n.path, n.size)));
+        let path = m.entries.get(n.entry as usize).map_or("", |e| e.path.as_str());
+        return Err(Error::new(format!("/{path}: {} bytes is more than a RedoxFS file can address", n.size)));
     }
     let first_level = if n.nrec > 1 { n.rl } else { n.last_level };
     n.rec_base = cur.take(first_level, 1);
@@ -360,14 +334,14 @@ fn plan_dir(nodes: &mut [Node], i: usize, cur: &mut Cursor) {
         return;
     }
     let kids = std::mem::take(&mut nodes[i].children);
-    let mut keyed: Vec<(u32, usize)> = kids.iter().map(|&c| (name_hash(&nodes[c].name), c)).collect();
-    keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| nodes[a.1].name.cmp(&nodes[b.1].name)));
+    let mut keyed: Vec<(u32, u32)> = kids.iter().map(|&c| (name_hash(&nodes[c as usize].name), c)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| nodes[a.1 as usize].name.cmp(&nodes[b.1 as usize].name)));
     let mut ends = Vec::new();
     let mut keys = Vec::new();
     let mut used = 0usize;
     let mut last_hash = 0u32;
     for (k, &(h, c)) in keyed.iter().enumerate() {
-        let es = 5 + nodes[c].name.len();
+        let es = 5 + nodes[c as usize].name.len();
         if used + es > DIRLIST_BYTES {
             keys.push(last_hash);
             ends.push(k);
@@ -398,7 +372,8 @@ fn plan_dir(nodes: &mut [Node], i: usize, cur: &mut Cursor) {
 }
 
 pub fn plan(m: &Manifest, ctime: Option<u64>) -> Result<Plan, Error> {
-    let (mut arena, root) = build_tree(m, ctime)?;
+    let mut arena = build_tree(m, ctime)?;
+    let root = 0usize;
     // ids: depth-first pre-order, children in ascending byte order of names
     let mut order: Vec<usize> = Vec::with_capacity(arena.len());
     let mut stack = vec![root];
@@ -409,8 +384,8 @@ pub fn plan(m: &Manifest, ctime: Option<u64>) -> Result<Plan, Error> {
         order.push(i);
         if !arena[i].children.is_empty() {
             let mut kids = std::mem::take(&mut arena[i].children);
-            kids.sort_by(|&a, &b| arena[a].name.cmp(&arena[b].name));
-            stack.extend(kids.iter().rev());
+            kids.sort_by(|&a, &b| arena[a as usize].name.cmp(&arena[b as usize].name));
+            stack.extend(kids.iter().rev().map(|&c| c as usize));
             arena[i].children = kids;
         }
     }
@@ -424,7 +399,7 @@ pub fn plan(m: &Manifest, ctime: Option<u64>) -> Result<Plan, Error> {
     for &i in &order {
         let mut n = slots[i].take().expect("each node once");
         for c in n.children.iter_mut() {
-            *c = pos[*c];
+            *c = pos[*c as usize] as u32;
         }
         nodes.push(n);
     }
@@ -434,7 +409,7 @@ pub fn plan(m: &Manifest, ctime: Option<u64>) -> Result<Plan, Error> {
         if nodes[i].kind == Kind::Dir {
             plan_dir(&mut nodes, i, &mut cur);
         } else if !nodes[i].inline() {
-            plan_file(&mut nodes[i], &mut cur)?;
+            plan_file(&mut nodes[i], &mut cur, m)?;
         }
     }
     // node-tree lists: depth 3 (the leaves) .. 0 (the root), prefixes ascending

@@ -5,7 +5,7 @@
 //! written last, the header at the very end. The bytes are those of writer.py's batches.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::format::*;
 use crate::manifest::Kind;
-use crate::plan::{Content, Node, Plan};
+use crate::manifest::Manifest;
+use crate::plan::{source_path, Content, Node, Plan};
 use crate::Error;
 
 /// Records staged per read (a multiple of the 128 KiB record).
@@ -149,6 +150,7 @@ enum Reader<'a> {
 
 struct Shared<'a> {
     plan: &'a Plan,
+    manifest: &'a Manifest,
     sink: &'a Sink,
     node_hash: Vec<AtomicU64>,
     next: AtomicUsize,
@@ -173,47 +175,68 @@ struct Worker<'a, 's> {
     co: Coalescer,
 }
 
-fn short(n: &Node) -> Error {
-    Error::new(format!(
-        "/{}: source {} is shorter than the {} bytes it had when the image was planned (changed while writing?)",
-        n.path, n.source_shown, n.size
-    ))
+/// A node's content on its way in: where it comes from and what messages call it.
+struct Src<'a> {
+    path: &'a str,
+    shown: String,
+    size: u64,
+    sha256: Option<&'a str>,
+    reader: Reader<'a>,
 }
 
-fn changed(n: &Node) -> Error {
-    Error::new(format!("/{}: source {} changed size while the image was written", n.path, n.source_shown))
-}
-
-impl<'a> Reader<'a> {
-    fn open(n: &'a Node) -> Result<Reader<'a>, Error> {
-        match &n.content {
-            Content::File { open, .. } => {
+impl<'a> Src<'a> {
+    /// The node's content; `open`: open its host file now (an empty file is never opened).
+    fn new(m: &'a Manifest, n: &'a Node, open: bool) -> Result<Src<'a>, Error> {
+        let e = m.entries.get(n.entry as usize);
+        let path = e.map_or("", |e| e.path.as_str());
+        let mut src = Src { path, shown: String::new(), size: n.size, sha256: None, reader: Reader::Mem(&[]) };
+        match (&n.content, e) {
+            (Content::File, Some(e)) => {
+                src.shown = source_path(m, e);
+                src.sha256 = e.sha256.as_deref();
+                if !open {
+                    return Ok(src);
+                }
                 let f = std::fs::OpenOptions::new()
                     .read(true)
                     .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
-                    .open(open)
-                    .map_err(|e| {
-                        Error::new(format!("/{}: cannot read its source {}: {}", n.path, n.source_shown, os_err(e)))
-                    })?;
-                Ok(Reader::Fd(f))
+                    .open(&src.shown)
+                    .map_err(|err| src.error(&format!("cannot read its source {}: {}", src.shown, os_err(err))))?;
+                src.reader = Reader::Fd(f);
             }
-            Content::Data(d) => Ok(Reader::Mem(d)),
-            Content::None => Ok(Reader::Mem(&[])),
+            (Content::Data(d), _) => src.reader = Reader::Mem(d),
+            _ => {}
         }
+        Ok(src)
+    }
+
+    fn error(&self, what: &str) -> Error {
+        Error::new(format!("/{}: {what}", self.path))
+    }
+
+    fn short(&self) -> Error {
+        self.error(&format!(
+            "source {} is shorter than the {} bytes it had when the image was planned (changed while writing?)",
+            self.shown, self.size
+        ))
+    }
+
+    fn changed(&self) -> Error {
+        self.error(&format!("source {} changed size while the image was written", self.shown))
     }
 
     /// Fill `dest` from byte `pos`; with `last` (dest ends at the planned size) also check that
     /// the content ends there: the read asks for one byte more, which must not come.
-    fn read_into(&self, n: &Node, dest: &mut [u8], pos: u64, last: bool) -> Result<(), Error> {
-        match self {
+    fn read_into(&self, dest: &mut [u8], pos: u64, last: bool) -> Result<(), Error> {
+        match &self.reader {
             Reader::Mem(d) => {
                 let p = pos as usize;
                 if p + dest.len() > d.len() {
-                    return Err(short(n));
+                    return Err(self.short());
                 }
                 dest.copy_from_slice(&d[p..p + dest.len()]);
                 if last && d.len() > p + dest.len() {
-                    return Err(changed(n));
+                    return Err(self.changed());
                 }
                 Ok(())
             }
@@ -231,47 +254,41 @@ impl<'a> Reader<'a> {
                     let cnt = if last { 2 } else { 1 };
                     let k = unsafe { libc::preadv(fd, iov.as_ptr(), cnt, (pos + got as u64) as libc::off_t) };
                     if k < 0 {
-                        let e = std::io::Error::last_os_error();
-                        if e.kind() == std::io::ErrorKind::Interrupted {
+                        let err = std::io::Error::last_os_error();
+                        if err.kind() == std::io::ErrorKind::Interrupted {
                             continue;
                         }
-                        return Err(Error::new(format!(
-                            "/{}: cannot read its source {}: {}",
-                            n.path,
-                            n.source_shown,
-                            os_err(e)
-                        )));
+                        return Err(self.error(&format!("cannot read its source {}: {}", self.shown, os_err(err))));
                     }
                     let k = k as usize;
                     if k > want {
-                        return Err(changed(n));
+                        return Err(self.changed());
                     }
                     if k == want {
                         return Ok(());
                     }
                     if k == 0 {
-                        return Err(short(n));
+                        return Err(self.short());
                     }
                     got += k;
                 }
             }
         }
     }
-}
 
-use std::os::unix::fs::OpenOptionsExt;
-
-fn check_sha(n: &Node, got: Sha256) -> Result<(), Error> {
-    if let Content::File { sha256: Some(want), .. } = &n.content {
-        let hex = hex(&got.finalize());
-        if &hex != want {
-            return Err(Error::new(format!(
-                "/{}: source {} no longer matches the manifest (sha256 {hex}, the manifest says {want}); rebuild the manifest",
-                n.path, n.source_shown
-            )));
+    /// The content's digest must be the manifest's (files; symlink targets have none).
+    fn check_sha(&self, got: Sha256) -> Result<(), Error> {
+        if let Some(want) = self.sha256 {
+            let hex = hex(&got.finalize());
+            if hex != want {
+                return Err(self.error(&format!(
+                    "source {} no longer matches the manifest (sha256 {hex}, the manifest says {want}); rebuild the manifest",
+                    self.shown
+                )));
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -337,7 +354,7 @@ impl Worker<'_, '_> {
                 let base = (1 + k) * BS;
                 let mut pos = base;
                 for &c in &n.children[start..end] {
-                    let cn = &nodes[c];
+                    let cn = &nodes[c as usize];
                     put_u32(&mut region, pos, cn.id);
                     region[pos + 4] = cn.name.len() as u8;
                     region[pos + 5..pos + 5 + cn.name.len()].copy_from_slice(&cn.name);
@@ -386,15 +403,13 @@ impl Worker<'_, '_> {
     fn inline_file(&mut self, n: &Node) -> Result<u64, Error> {
         let mut blk = [0u8; BS];
         let size = n.size as usize;
+        let src = Src::new(self.sh.manifest, n, size > 0)?;
         if size > 0 {
-            let r = Reader::open(n)?;
-            r.read_into(n, &mut blk[INLINE_OFFSET..INLINE_OFFSET + size], 0, true)?;
+            src.read_into(&mut blk[INLINE_OFFSET..INLINE_OFFSET + size], 0, true)?;
         }
-        if matches!(n.content, Content::File { .. }) {
-            let mut sha = Sha256::new();
-            sha.update(&blk[INLINE_OFFSET..INLINE_OFFSET + size]);
-            check_sha(n, sha)?;
-        }
+        let mut sha = Sha256::new();
+        sha.update(&blk[INLINE_OFFSET..INLINE_OFFSET + size]);
+        src.check_sha(sha)?;
         node_header(&mut blk, n, FLAG_INLINE);
         let h = seahash(&blk);
         self.co.add(self.sh.sink, n.block, &blk)?;
@@ -409,7 +424,7 @@ impl Worker<'_, '_> {
         let last_len = (n.size - (n.nrec - 1) * rsize as u64) as usize;
         let last_rsize = BS << n.last_level;
         let mut rec_hash = vec![0u64; n.nrec as usize];
-        let reader = Reader::open(n)?;
+        let src = Src::new(self.sh.manifest, n, true)?;
         let mut sha = Sha256::new();
         let mut r = 0u64;
         while r < n.nrec {
@@ -422,7 +437,7 @@ impl Worker<'_, '_> {
                 self.buf.resize(buf_len, 0);
             }
             let buf = &mut self.buf[..buf_len];
-            reader.read_into(n, &mut buf[..data_len], r * rsize as u64, last)?;
+            src.read_into(&mut buf[..data_len], r * rsize as u64, last)?;
             buf[data_len..].fill(0);
             sha.update(&buf[..data_len]);
             for k in 0..full {
@@ -452,7 +467,7 @@ impl Worker<'_, '_> {
             }
             r = r1;
         }
-        check_sha(n, sha)?;
+        src.check_sha(sha)?;
         // BlockLists, post-order (a list's children come before it)
         let mut list_hash = vec![0u64; n.lists.len()];
         for (li, l) in n.lists.iter().enumerate() {
@@ -492,9 +507,10 @@ impl Worker<'_, '_> {
 type TreeList = ((u32, u64), u64, Box<[u8; BS]>);
 
 /// Write every node with `threads` workers; returns the node hashes (in id order).
-fn write_nodes(plan: &Plan, sink: &Sink, threads: usize) -> Result<Vec<u64>, Error> {
+fn write_nodes(plan: &Plan, manifest: &Manifest, sink: &Sink, threads: usize) -> Result<Vec<u64>, Error> {
     let sh = Shared {
         plan,
+        manifest,
         sink,
         node_hash: (0..plan.nodes.len()).map(|_| AtomicU64::new(0)).collect(),
         next: AtomicUsize::new(0),
@@ -514,8 +530,14 @@ fn write_nodes(plan: &Plan, sink: &Sink, threads: usize) -> Result<Vec<u64>, Err
 }
 
 /// Write the whole file system: nodes, node tree, allocation log, header (last).
-pub fn write(plan: &Plan, sink: &Sink, uuid: &dyn Fn() -> [u8; 16], threads: usize) -> Result<(), Error> {
-    let node_hash = write_nodes(plan, sink, threads)?;
+pub fn write(
+    plan: &Plan,
+    manifest: &Manifest,
+    sink: &Sink,
+    uuid: &dyn Fn() -> [u8; 16],
+    threads: usize,
+) -> Result<(), Error> {
+    let node_hash = write_nodes(plan, manifest, sink, threads)?;
     let mut co = Coalescer { start: 0, buf: Vec::new() };
     // node tree: leaves (depth 3) from the nodes, then each level from the one below
     let mut lists: Vec<TreeList> = plan.tree_lists.iter().map(|&(k, blk)| (k, blk, Box::new([0u8; BS]))).collect();
