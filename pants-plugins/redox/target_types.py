@@ -862,7 +862,7 @@ class DiskImageSizeField(StringField):
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Any) -> Optional[str]:
         value = super().compute_value(raw_value, address)
-        # the forms redox_tools.diskimage.parse_size takes (a bad one would reach its argparse)
+        # the forms redox_tools.image.diskimage.parse_size takes (a bad one would reach its argparse)
         m = re.fullmatch(r"\s*([0-9]+)\s*(|b|[kmgt](?:i?b)?)\s*", value or "", re.IGNORECASE)
         if value is not None and (not m or int(m.group(1)) == 0):
             raise InvalidFieldException(
@@ -1244,7 +1244,7 @@ class RedoxHostNetworkTarget(Target):
 class RedoxToolModuleField(StringField):
     alias = "module"
     required = True
-    help = "The tool to run: a `redox_tools.*` module with a command-line main, e.g. `redox_tools.inspect`."
+    help = "The tool to run: a `redox_tools.*` module with a command-line main, e.g. `redox_tools.image.inspect`."
 
 
 class RedoxToolArgsField(StringSequenceField):

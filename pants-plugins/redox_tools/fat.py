@@ -1217,7 +1217,7 @@ class FatReader:
 
 
 def _parse_int_size(s: str) -> int:
-    from redox_tools.diskimage import parse_size  # lazy: diskimage imports this module
+    from redox_tools.image.diskimage import parse_size  # lazy: diskimage imports this module
 
     return parse_size(s)
 

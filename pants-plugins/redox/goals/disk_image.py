@@ -229,7 +229,7 @@ async def assemble_disk_image(spec: DiskImageSpec) -> DiskImage:
     process = await Get(
         Process,
         RedoxToolProcess(
-            module="redox_tools.assemble",
+            module="redox_tools.image.assemble",
             args=args,
             description=f"Write disk image {address}",
             input_digest=await Get(Digest, MergeDigests(digests)),

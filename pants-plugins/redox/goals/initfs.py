@@ -74,7 +74,7 @@ async def build_initfs_subset(request: InitfsBuildRequest, image: RedoxImageSubs
     process = await Get(
         Process,
         RedoxToolProcess(
-            module="redox_tools.assemble",
+            module="redox_tools.image.assemble",
             args=(
                 "initfs",
                 *trees.tree_args,

@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import Optional, Sequence
 
-from redox_tools.diskimage import create_disk_image, image_sha256, parse_size
+from redox_tools.image.diskimage import create_disk_image, image_sha256, parse_size
 from redox_tools.manifest import Manifest
 
 MiB = 1 << 20

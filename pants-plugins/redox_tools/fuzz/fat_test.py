@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from redox_tools import fat
-from redox_tools.diskimage_test import PLUGINS
+from redox_tools.image.diskimage_test import PLUGINS
 from redox_tools.fat import FatError, FatReader
 from redox_tools.fuzz.fat import FatModel, fsck_rejects, have_fsck
 from redox_tools.fuzz.harness import ACCEPTED, CLEAN, CORRUPT, MEMORY, OTHER

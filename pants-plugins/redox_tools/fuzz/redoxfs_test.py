@@ -11,7 +11,7 @@ import pytest
 from redox_tools.fuzz.harness import ACCEPTED, CLEAN, MEMORY, OTHER
 from redox_tools.fuzz.redoxfs import RfsModel
 from redox_tools.fuzz.targets import bounded, fuzz_redoxfs
-from redox_tools.inspect import inspect_image
+from redox_tools.image.inspect import inspect_image
 from redox_tools.manifest import Manifest
 from redox_tools.redoxfs import RedoxFSError, RedoxFSReader, write_redoxfs
 from redox_tools.redoxfs import vectors
@@ -88,7 +88,7 @@ def test_inspect_does_not_read_an_initfs_the_image_cannot_hold(tmp_path) -> None
 
 
 def test_inspect_caps_the_initfs_at_its_maximum(tmp_path, monkeypatch) -> None:
-    from redox_tools import inspect
+    from redox_tools.image import inspect
 
     monkeypatch.setattr(inspect, "INITFS_MAX", 4096)  # the 256 MiB cap, scaled down
     text = inspect_image(_bare_rfs(tmp_path, 5008))
@@ -96,8 +96,8 @@ def test_inspect_caps_the_initfs_at_its_maximum(tmp_path, monkeypatch) -> None:
 
 
 def test_inspect_notices_a_redoxfs_larger_than_its_partition(tmp_path) -> None:
-    from redox_tools.diskimage import create_disk_image
-    from redox_tools.diskimage_test import make_root
+    from redox_tools.image.diskimage import create_disk_image
+    from redox_tools.image.diskimage_test import make_root
 
     out = tmp_path / "disk.img"
     create_disk_image(str(out), root=make_root(tmp_path), efi_app=b"MZ" + bytes(10), size="16M")

@@ -132,7 +132,7 @@ def fuzz_redoxfs(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int =
 
 
 def _disk_seed(tmp: str) -> bytes:
-    from redox_tools.diskimage import create_disk_image
+    from redox_tools.image.diskimage import create_disk_image
     from redox_tools.initfs import build_initfs
     from redox_tools.manifest import Manifest
 
@@ -165,7 +165,7 @@ def fuzz_inspect(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int =
     from redox_tools.fuzz.redoxfs import RfsModel
     from redox_tools.gpt import read_gpt
     from redox_tools.errors import ToolError
-    from redox_tools.inspect import inspect_image
+    from redox_tools.image.inspect import inspect_image
 
     tally = Tally("inspect")
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ The driver names are upstream base's Makefile lists (../shared/data/redox-packag
 pcid-spawner from /usr/lib/pcid.d or by xhcid from /usr/lib/xhcid.d) and INITFS_DRIVERS_BINS
 (initfs, /lib/drivers, started from /lib/pcid.d/initfs.toml). base builds all of them once;
 an image leaves out the ones its `hardware.drivers` does not name (`drop_drivers`, applied to
-the installed trees by `redox_tools.driver_filter`).
+the installed trees by `redox_tools.image.driver_filter`).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Show what is inside a Redox disk image, a bare RedoxFS, a FAT volume or an initfs.
 
-    python -m redox_tools.inspect IMG [--tree] [--initfs]
+    python -m redox_tools.image.inspect IMG [--tree] [--initfs]
 
 The kind of file is detected by magic: "RedoxFtw" at 0 (initfs), "RedoxFS\\0" at 0 (bare
 RedoxFS), "EFI PART" at LBA 1 (GPT disk), else a FAT boot sector. A qcow2 image (what
@@ -278,7 +278,7 @@ def _describe_disk(fh: BinaryIO, path: str, size: int, tree: bool, initfs: bool)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redox_tools.inspect", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m redox_tools.image.inspect", description=__doc__.split("\n\n")[0])
     ap.add_argument("image")
     ap.add_argument("--tree", action="store_true", help="list the RedoxFS tree")
     ap.add_argument("--initfs", action="store_true", help="list the initfs inside RedoxFS")

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from redox_tools import diskimage
-from redox_tools.diskimage_test import EFI_APP, PLUGINS, StandIn, build, make_root
+from redox_tools.image import diskimage
+from redox_tools.image.diskimage_test import EFI_APP, PLUGINS, StandIn, build, make_root
 from redox_tools.fat_integration_test import assert_fsck_clean
 
 MiB = 1 << 20
@@ -66,7 +66,7 @@ def _cli_build(tmp_path, sub: str) -> str:
     efi.write_bytes(EFI_APP)
     out = d / "disk.img"
     subprocess.run(
-        [sys.executable, "-m", "redox_tools.diskimage", "create", "--manifest", str(mpath), "--efi", str(efi),
+        [sys.executable, "-m", "redox_tools.image.diskimage", "create", "--manifest", str(mpath), "--efi", str(efi),
          "--size", "512M", "-o", str(out), "--source-date-epoch", "1700000000"],
         cwd=PLUGINS, check=True, capture_output=True,
     )

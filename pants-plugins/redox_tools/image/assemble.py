@@ -2,8 +2,8 @@
 
 Run by the image rules inside a sandbox (and by hand):
 
-    python -m redox_tools.assemble initfs --tree ORIGIN=DIR ... --bootstrap ELF -o initfs.img
-    python -m redox_tools.assemble disk --tree ORIGIN=DIR ... [--file /IMAGE/PATH=HOSTFILE[:MODE]] ...
+    python -m redox_tools.image.assemble initfs --tree ORIGIN=DIR ... --bootstrap ELF -o initfs.img
+    python -m redox_tools.image.assemble disk --tree ORIGIN=DIR ... [--file /IMAGE/PATH=HOSTFILE[:MODE]] ...
         [--overlay MANIFEST.json] --efi BOOTX64.EFI --size 512M -o disk.img [--format raw|qcow2]
         [--manifest-out root.json] [--drop-drivers NAME,...]
 
@@ -17,7 +17,7 @@ replace the packages' entries at the same paths, owners and modes included: the 
 generated files (/etc/passwd, homes owned by their users, ...), written after the packages like
 upstream's installer writes its config files.
 
-`--drop-drivers` leaves drivers out of the merged trees (`redox_tools.driver_filter`): their
+`--drop-drivers` leaves drivers out of the merged trees (`redox_tools.image.driver_filter`): their
 programs and their pcid/xhcid config entries (a system's `hardware.drivers`).
 
 `--format qcow2` writes the disk image as qcow2 (`redox_tools.qcow2`): the sparse raw image is
@@ -30,7 +30,8 @@ import os
 from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
-from redox_tools import diskimage, driver_filter, initfs, qcow2
+from redox_tools import initfs, qcow2
+from redox_tools.image import diskimage, driver_filter
 from redox_tools.errors import ManifestError, ToolError, run_main
 from redox_tools.redoxfs.native import native_redoxfs_writer, native_size_needed
 from redox_tools.manifest import DEFAULT_EXEC_MODE, DEFAULT_FILE_MODE, FILE, Entry, Manifest, normalize_path, sha256_file
@@ -98,7 +99,7 @@ def portable(manifest: Manifest, base: str) -> Manifest:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m redox_tools.assemble", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m redox_tools.image.assemble", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tree", action="append", default=[], help="ORIGIN=DIR: a staged tree")

@@ -1,4 +1,4 @@
-"""`python -m redox_tools.assemble`: staged trees -> root manifest -> initfs / GPT disk image."""
+"""`python -m redox_tools.image.assemble`: staged trees -> root manifest -> initfs / GPT disk image."""
 from __future__ import annotations
 
 import json
@@ -11,12 +11,12 @@ from typing import Dict, List, Tuple
 import pytest
 
 from redox_tools import gpt
-from redox_tools import assemble
-from redox_tools.assemble import main, parse_file, parse_tree, root_manifest
+from redox_tools.image import assemble
+from redox_tools.image.assemble import main, parse_file, parse_tree, root_manifest
 from redox_tools.errors import ManifestError, ToolError
 from redox_tools.initfs import InitfsReader
 
-PLUGINS = Path(__file__).resolve().parent.parent
+PLUGINS = Path(__file__).resolve().parents[2]
 EPOCH = 1700000000
 ODD_MTIME = 123456789  # what the host says; must never reach an image
 ODD_UID = 4321
@@ -46,7 +46,7 @@ def two_trees(tmp: Path) -> Tuple[Path, Path]:
 
 def cli(*args: str, cwd: Path) -> Tuple[int, str, str]:
     p = subprocess.run(
-        [sys.executable, "-m", "redox_tools.assemble", *args],
+        [sys.executable, "-m", "redox_tools.image.assemble", *args],
         cwd=cwd, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PLUGINS)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -166,7 +166,7 @@ def test_manifest_out_never_leaks_host_times_or_owners(tmp_path: Path) -> None:
 def test_source_date_epoch_from_environment(tmp_path: Path) -> None:
     a, _ = two_trees(tmp_path)
     p = subprocess.run(
-        [sys.executable, "-m", "redox_tools.assemble", "disk", "--tree", f"A={a}", "--efi", str(efi(tmp_path)),
+        [sys.executable, "-m", "redox_tools.image.assemble", "disk", "--tree", f"A={a}", "--efi", str(efi(tmp_path)),
          "--no-require-boot-files", "--size", "16M", "--manifest-out", "root.json", "-o", "disk.img"],
         cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PLUGINS), "SOURCE_DATE_EPOCH": str(EPOCH)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

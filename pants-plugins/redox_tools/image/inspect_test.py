@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from redox_tools import fat
-from redox_tools.diskimage_test import PLUGINS, build, make_root
-from redox_tools.inspect import InspectError, inspect_image
+from redox_tools.image.diskimage_test import PLUGINS, build, make_root
+from redox_tools.image.inspect import InspectError, inspect_image
 from redox_tools.manifest import Manifest
 
 MiB = 1 << 20
@@ -54,7 +54,7 @@ def test_no_redoxfs_reader_is_one_line_note(tmp_path, monkeypatch):
         f.write(bytes(8))
     assert "RedoxFS: none found" in inspect_image(str(out))
     monkeypatch.setitem(sys.modules, "redox_tools.initfs", None)
-    from redox_tools.inspect import describe_initfs
+    from redox_tools.image.inspect import describe_initfs
 
     assert describe_initfs(b"RedoxFtw", True) == [
         "  (initfs reader not available: import of redox_tools.initfs halted; None in sys.modules)"
@@ -74,9 +74,9 @@ def test_garbage_and_cli(tmp_path):
     g.write_bytes(b"hello" * 1000)
     with pytest.raises(InspectError, match="unknown magic"):
         inspect_image(str(g))
-    p = subprocess.run([sys.executable, "-m", "redox_tools.inspect", str(g)], cwd=PLUGINS, capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "redox_tools.image.inspect", str(g)], cwd=PLUGINS, capture_output=True, text=True)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: ")
-    p = subprocess.run([sys.executable, "-m", "redox_tools.inspect", str(tmp_path / "nope")], cwd=PLUGINS, capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "redox_tools.image.inspect", str(tmp_path / "nope")], cwd=PLUGINS, capture_output=True, text=True)
     assert p.returncode == 2 and "cannot open" in p.stderr
 
 
@@ -98,7 +98,7 @@ def test_bare_initfs(tmp_path):
 
 @pytest.mark.skipif(not (HAVE_RFS and HAVE_INITFS), reason="RedoxFS/initfs writers not available")
 def test_real_disk_tree_and_initfs(tmp_path):
-    from redox_tools.diskimage import create_disk_image
+    from redox_tools.image.diskimage import create_disk_image
     from redox_tools.initfs import build_initfs
     from redox_tools.redoxfs import write_redoxfs
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from redox_tools.assemble import portable, root_manifest
-from redox_tools.driver_filter import DriverFilterError, drop_drivers, filter_config
+from redox_tools.image.assemble import portable, root_manifest
+from redox_tools.image.driver_filter import DriverFilterError, drop_drivers, filter_config
 from redox_tools.manifest import Manifest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FIXTURE = ROOT / "packages/fixtures/base-shaped"
 
 

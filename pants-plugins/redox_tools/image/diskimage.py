@@ -13,7 +13,7 @@ from a sha256 over the inputs (the manifest's content-describing fields, the EFI
 the size, the ESP size and the source date epoch) unless given explicitly.
 
 CLI:
-    python -m redox_tools.diskimage create --manifest ROOT.json --efi BOOTX64.EFI --size 512M
+    python -m redox_tools.image.diskimage create --manifest ROOT.json --efi BOOTX64.EFI --size 512M
         -o disk.img [--esp-size-mib 1] [--source-date-epoch N] [--no-require-boot-files]
         [--efi-name BOOTX64.EFI] [--disk-guid GUID] [--redoxfs-uuid UUID]
 """
@@ -326,7 +326,7 @@ def _uuid_bytes(text: str) -> bytes:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redox_tools.diskimage", description="Redox GPT disk image assembly")
+    ap = argparse.ArgumentParser(prog="python -m redox_tools.image.diskimage", description="Redox GPT disk image assembly")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create", help="write a bootable GPT disk image")
     c.add_argument("--manifest", required=True, help="root manifest JSON")

@@ -10,14 +10,15 @@ from typing import Any, Dict, List
 
 import pytest
 
-from redox_tools import diskimage, gpt
-from redox_tools.diskimage import DiskImageError, create_disk_image, parse_size
+from redox_tools import gpt
+from redox_tools.image import diskimage
+from redox_tools.image.diskimage import DiskImageError, create_disk_image, parse_size
 from redox_tools.fat import FatReader
 from redox_tools.manifest import Entry, Manifest
 
 MiB = 1 << 20
 EFI_APP = b"MZ" + bytes(range(256)) * 40
-PLUGINS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLUGINS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class StandIn:
@@ -212,7 +213,7 @@ def test_cli_error_is_one_line(tmp_path):
     efi = tmp_path / "BOOTX64.EFI"
     efi.write_bytes(EFI_APP)
     p = subprocess.run(
-        [sys.executable, "-m", "redox_tools.diskimage", "create", "--manifest", str(mpath), "--efi", str(efi), "--size", "64M", "-o", str(tmp_path / "d.img")],
+        [sys.executable, "-m", "redox_tools.image.diskimage", "create", "--manifest", str(mpath), "--efi", str(efi), "--size", "64M", "-o", str(tmp_path / "d.img")],
         cwd=PLUGINS,
         capture_output=True,
         text=True,
@@ -229,3 +230,15 @@ def test_manifest_digest_ignores_source_paths(tmp_path):
     a = make_root(tmp_path)
     b = Manifest.merge([a], base_dir="/elsewhere")
     assert diskimage.manifest_digest(a) == diskimage.manifest_digest(b)
+
+
+def test_derived_ids_are_stable() -> None:
+    """The ids derived from the inputs are part of every image's bytes: changing the seed's
+    derivation (even its label) changes every image a user has already built or published."""
+    from redox_tools.image.diskimage import derive_ids, input_seed
+    from redox_tools.manifest import Manifest
+
+    ids = derive_ids(input_seed(Manifest([]), b"EFI", 64 << 20, 1, 0, "BOOTX64.EFI"))
+    assert ids.disk_guid == uuid.UUID("e0b53142-7250-4eca-8e44-b5fb9a0e9fa7")
+    assert ids.redoxfs_uuid.hex() == "6526abb2ae4a496d844e5d05fd73c0e9"
+    assert ids.fat_volume_id == 2054285071
