@@ -584,6 +584,10 @@ class _Sink:
 _FIRST = operator.itemgetter(0)
 
 
+def _item_id(item: Tuple["_Node", memoryview, bool]) -> int:
+    return item[0].id
+
+
 def _region_is_hole(fd: int, offset: int, size: int) -> bool:
     try:
         pos = os.lseek(fd, offset, os.SEEK_DATA)
@@ -758,6 +762,9 @@ class _Writer:
         self._sha_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redoxfs-sha256")
         self._sha_jobs: List[Optional[Future]] = [None, None]
         self._sha_open: Dict[int, Any] = {}  # node id -> running hash of a file spanning batches
+        # The first mismatch (batches are checked in order): later checks are skipped, because a
+        # failed batch leaves its spanning files' hashes unfinished, and every wait reports it.
+        self._sha_failed: Optional[RedoxFSError] = None
 
     def _arena(self, slot: int, nbytes: int) -> np.ndarray:
         a = self._arenas[slot]
@@ -787,10 +794,14 @@ class _Writer:
         job = self._sha_jobs[slot]
         if job is not None:
             self._sha_jobs[slot] = None
-            job.result()  # raises the mismatch
+            job.result()
+        if self._sha_failed is not None:
+            raise self._sha_failed
 
     def _sha_check(self, items: List[Tuple[_Node, memoryview, bool]]) -> None:
         """Hash (node, bytes, last piece) items in order; a file's digest must be its entry's."""
+        if self._sha_failed is not None:
+            return
         open_ = self._sha_open
         for n, mv, last in items:
             h = open_.pop(n.id, None)
@@ -801,10 +812,11 @@ class _Writer:
             if not last:
                 open_[n.id] = h
             elif n.e.sha256 is not None and h.hexdigest() != n.e.sha256:
-                raise RedoxFSError(
+                self._sha_failed = RedoxFSError(
                     f"/{n.path}: source {n.source} no longer matches the manifest (sha256 {h.hexdigest()}, the "
                     f"manifest says {n.e.sha256}); rebuild the manifest"
                 )
+                return
 
     def _wait(self) -> None:
         while self._writes:
@@ -934,7 +946,7 @@ class _Writer:
 
     @staticmethod
     def _sha_items(b: _Batch, node_arr: Optional[np.ndarray]) -> List[Tuple[_Node, memoryview, bool]]:
-        """The batch's file contents as staged (records, inline contents in node blocks), in order."""
+        """The batch's file contents as staged (records, inline contents in node blocks)."""
         items: List[Tuple[_Node, memoryview, bool]] = []
         arrays = b.arrays
         for lv, row0, row1, n, r0, data_len in b.pieces:
@@ -947,6 +959,9 @@ class _Writer:
                 if n.kind == FILE and n.size <= INLINE_MAX:
                     base = row * BLOCK_SIZE + INLINE_OFFSET
                     items.append((n, buf[base : base + n.size], True))
+        # in node order (a stable sort keeps a file's pieces in order): the first mismatch
+        # reported is the first file in id order, as the native writer reports it
+        items.sort(key=_item_id)
         return items
 
     def _zero_nodes(self, b: _Batch) -> Optional[np.ndarray]:

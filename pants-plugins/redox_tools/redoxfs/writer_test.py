@@ -342,3 +342,21 @@ def test_source_that_differs_from_its_manifest_entry_is_refused(tmp_path) -> Non
                 write_redoxfs(f, Manifest(entries), offset=0, size=8 << 20)
         # nothing readable was left behind: the header (written last) is absent
         assert (tmp_path / "img").read_bytes()[:8] == bytes(8)
+
+
+def test_a_changed_source_is_the_file_named_not_a_file_after_it(tmp_path) -> None:
+    """A mismatch in one batch used to stop that batch's check half-way: a file whose first
+    records were in it then failed its own check in the next batch, and that innocent file was
+    the one named (found by the writers' differential fuzzing). Batch 1 is `a` (32 MiB); batch
+    2 holds the changed `b` and the start of `c`, whose rest is batch 3."""
+    sizes = {"a": 32 << 20, "b": 4097, "c": 40 << 20}
+    entries = []
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(bytes(size))
+        digest = hashlib.sha256(bytes(size)).hexdigest() if name != "b" else "3" * 64
+        entries.append(Entry(name, FILE, 0o644, source=str(tmp_path / name), sha256=digest, size=size))
+    with open(tmp_path / "img", "wb") as f:
+        f.truncate(96 << 20)
+    with open(tmp_path / "img", "r+b") as f:
+        with pytest.raises(RedoxFSError, match="^/b: source .* no longer matches the manifest"):
+            write_redoxfs(f, Manifest(entries), offset=0, size=96 << 20)
