@@ -372,18 +372,7 @@ HOSTILE = [
 ]
 
 
-# Cases where the native tool's message is known to differ from the reference's today, with the
-# difference. Strict: a case that starts to agree fails until it is taken off this list.
-KNOWN_MESSAGE_DIFFERENCES = {
-    "negative uid": "native adds ' below 2^64': 'd: uid -1 is not a non-negative integer below 2^64'",
-}
-
-
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MESSAGE_DIFFERENCES[c]))
-    if c in KNOWN_MESSAGE_DIFFERENCES else c
-    for c in HOSTILE
-])
+@pytest.mark.parametrize("case", HOSTILE)
 def test_hostile_input_gives_the_reference_error_and_no_output(tmp_path, case) -> None:
     cases = _hostile(tmp_path)
     assert sorted(cases) == sorted(HOSTILE)
