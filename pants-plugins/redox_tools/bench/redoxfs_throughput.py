@@ -1,13 +1,16 @@
 """RedoxFS writer throughput against `cp -r` and upstream `redoxfs-ar`, as alternating pairs.
 
     python -m redox_tools.bench.redoxfs_throughput [--mb 200] [--image-mb 512] [--dir DIR] [--repeat N]
-        [--against cp,redoxfs-ar] [--redoxfs-ar PATH]
-    python -m redox_tools.bench.redoxfs_throughput --memory 100000 [--dir DIR]
+        [--against cp,redoxfs-ar] [--redoxfs-ar PATH] [--writer python|native] [--redoxfs-write PATH]
+    python -m redox_tools.bench.redoxfs_throughput --memory 100000 [--dir DIR] [--writer python|native]
 
 Generates a tree of ~200 MB in a temp dir (under DIR if given: choose the file system to
 measure; many small files in ordinary and one big directory, a few large files) and its
 manifest, then times PAIRS in one run: the writer (a subprocess: Python start, manifest load,
-write into a 512 MB sparse image) against each other leg on the same tree — `cp -r` of the
+write into a 512 MB sparse image; with `--writer native` the native writer instead,
+packages/host/redoxfs-write, `redoxfs-write create --into IMAGE`: its start, manifest load and
+write on $REDOXFS_WRITE_THREADS or all cores; found as redox_tools.redoxfs.native finds it, or
+given with --redoxfs-write) against each other leg on the same tree — `cp -r` of the
 tree, and upstream `redoxfs-ar IMAGE TREE` (redoxfs 0.8.0, packages/host:redoxfs-crate; found
 in dist/ or given with --redoxfs-ar) when it is built. The order inside a pair alternates
 (writer first, then the other first), so drift in machine load hits both legs alike.
@@ -30,7 +33,7 @@ little; the CPU-time ratios are the figures a loaded machine disturbs least. The
 usage (st_blocks) against the content size shows that the writer's image stays sparse.
 
 `--memory FILES` instead writes one image of FILES tiny files (1..256 bytes, 100 per directory)
-and prints the writer's peak RSS (goal: 100 000 files < 150 MiB).
+and prints the writer's peak RSS (goal: 100 000 files < 150 MiB), for either writer.
 """
 from __future__ import annotations
 
@@ -179,7 +182,12 @@ def _sync() -> None:
     subprocess.run(["sync"], check=False)
 
 
-def _memory(work: str, nfiles: int, image_mb: int, env: dict) -> int:
+def _native_cmd(tool: str, mpath: str, img: str, size: int) -> List[str]:
+    """The native writer's leg: the whole process (start, manifest load, write) into `img`."""
+    return [tool, "create", "--manifest", mpath, "--into", img, "--size", str(size), "-q"]
+
+
+def _memory(work: str, nfiles: int, image_mb: int, env: dict, native: Optional[str] = None) -> int:
     src = os.path.join(work, "tiny")
     t = time.perf_counter()
     content = make_tiny_tree(src, nfiles)
@@ -195,9 +203,13 @@ def _memory(work: str, nfiles: int, image_mb: int, env: dict) -> int:
     with open(img, "wb") as f:
         f.truncate(size)
     _sync()
-    leg, out = _timed("writer", [sys.executable, "-c", CHILD, mpath, img, str(size)], env)
-    fig = json.loads(out.strip().splitlines()[-1])
-    print(f"writer: {leg.wall:.2f} s wall, cpu {leg.cpu:.2f} s (write alone {fig['write_s']:.2f} s), "
+    if native is not None:
+        leg, _ = _timed("writer", _native_cmd(native, mpath, img, size), env)
+        alone = ""
+    else:
+        leg, out = _timed("writer", [sys.executable, "-c", CHILD, mpath, img, str(size)], env)
+        alone = f" (write alone {json.loads(out.strip().splitlines()[-1])['write_s']:.2f} s)"
+    print(f"writer: {leg.wall:.2f} s wall, cpu {leg.cpu:.2f} s{alone}, "
           f"peak RSS {leg.maxrss_kb / 1024:.0f} MiB  goal < 150 MiB for 100 000 files")
     return 0
 
@@ -212,6 +224,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--redoxfs-ar", help="upstream redoxfs-ar binary (default: dist/packages.host/redoxfs-crate/bin)")
     ap.add_argument("--memory", type=int, metavar="FILES",
                     help="instead: peak RSS of one writer run over FILES tiny files (e.g. 100000)")
+    ap.add_argument("--writer", choices=("python", "native"), default="python",
+                    help="the writer measured: redox_tools.redoxfs (python) or packages/host/redoxfs-write (native)")
+    ap.add_argument("--redoxfs-write", help="the native writer binary (default: $REDOXFS_WRITE, then dist/)")
     args = ap.parse_args(argv)
     from redox_tools.manifest import Manifest  # noqa: E402
 
@@ -226,12 +241,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "redoxfs-ar" in against and ar is None and args.memory is None:
         print("redoxfs-ar not built (./pants package packages/host:redoxfs-crate): its pairs are skipped")
         against.remove("redoxfs-ar")
+    native: Optional[str] = None
+    if args.writer == "native":
+        from redox_tools.errors import ToolError
+        from redox_tools.redoxfs.native import find_writer
+
+        try:
+            native = find_writer(args.redoxfs_write)
+        except ToolError as e:
+            raise SystemExit(f"error: {e}") from None
+        threads = env.get("REDOXFS_WRITE_THREADS") or f"{os.cpu_count()} (all cores)"
+        print(f"writer: native {native}, threads {threads}")
+    elif args.redoxfs_write:
+        raise SystemExit("error: --redoxfs-write is for --writer native")
     if args.dir:
         os.makedirs(args.dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="redoxfs-bench-", dir=args.dir)
     try:
         if args.memory is not None:
-            return _memory(work, args.memory, args.image_mb, env)
+            return _memory(work, args.memory, args.image_mb, env, native)
         src = os.path.join(work, "tree")
         t = time.perf_counter()
         content = make_tree(src, args.mb)
@@ -259,6 +287,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         def writer() -> Tuple[Leg, str]:
             img = image("redoxfs")
             _sync()
+            if native is not None:
+                leg, _ = _timed("writer", _native_cmd(native, mpath, img, size), env)
+                return leg, img
             leg, out = _timed("writer", [sys.executable, "-c", CHILD, mpath, img, str(size)], env)
             fig = json.loads(out.strip().splitlines()[-1])
             leg.detail = f"  (write alone {fig['write_s']:.2f} s = {mb / fig['write_s']:.0f} MB/s)"

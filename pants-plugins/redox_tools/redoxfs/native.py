@@ -18,17 +18,23 @@ reference's message for the same input.
 The binary is found as `find_writer` says: an explicit path, $REDOXFS_WRITE, the copy a test's
 runtime_package_dependencies puts in its sandbox, or dist/ after
 `./pants package packages/host/redoxfs-write`.
+
+    python -m redox_tools.redoxfs.native cmp A.img B.img [--offset BYTES]
+
+says where two images first differ (the 4096-byte block, counted from the file's start and from
+the filesystem's at --offset, and both blocks' first bytes); exit 1 when they differ.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
 import tempfile
 from dataclasses import replace
-from typing import Any, BinaryIO, Callable, List, Optional
+from typing import Any, BinaryIO, Callable, List, Optional, Sequence
 
-from redox_tools.errors import ToolError
+from redox_tools.errors import ToolError, run_main
 from redox_tools.manifest import FILE, Manifest
 from redox_tools.redoxfs.format import BLOCK_SIZE, RedoxFSError
 
@@ -150,3 +156,67 @@ def native_size_needed(tool: Optional[str] = None) -> SizeNeeded:
         return int(match.group(1))
 
     return size_needed
+
+
+def first_difference(a: str, b: str, *, offset: int = 0, show: int = 32) -> Optional[str]:
+    """None when files `a` and `b` hold the same bytes; else where they first differ: the
+    4096-byte block (index in the file and, for a filesystem at `offset`, in the filesystem),
+    the first differing byte in it, both blocks' first `show` bytes, and how many blocks differ."""
+    first: Optional[int] = None
+    blocks_a = blocks_b = b""
+    differing = 0
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        len_a, len_b = os.fstat(fa.fileno()).st_size, os.fstat(fb.fileno()).st_size
+        pos = 0
+        while True:
+            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+            if not ca and not cb:
+                break
+            if ca != cb:
+                for i in range(0, max(len(ca), len(cb)), BLOCK_SIZE):
+                    xa, xb = ca[i : i + BLOCK_SIZE], cb[i : i + BLOCK_SIZE]
+                    if xa != xb:
+                        differing += 1
+                        if first is None:
+                            first, blocks_a, blocks_b = (pos + i) // BLOCK_SIZE, xa, xb
+            pos += max(len(ca), len(cb))
+    if first is None and len_a == len_b:
+        return None
+    lines = [f"{a}: {len_a} bytes, {b}: {len_b} bytes"]
+    if first is not None:
+        byte = next((i for i in range(min(len(blocks_a), len(blocks_b))) if blocks_a[i] != blocks_b[i]),
+                    min(len(blocks_a), len(blocks_b)))
+        fs_block = (first * BLOCK_SIZE - offset) / BLOCK_SIZE
+        where = f"filesystem block {fs_block:g}" if first * BLOCK_SIZE >= offset else "before the filesystem"
+        lines += [
+            f"{differing} differing 4096-byte blocks; first: file block {first} ({where}, byte {byte} in it)",
+            f"  {a}: {blocks_a[:show].hex(' ', 8)}",
+            f"  {b}: {blocks_b[:show].hex(' ', 8)}",
+        ]
+        if byte >= show:  # and where they differ
+            at = byte // 8 * 8
+            lines += [f"  at byte {at}:", f"  {a}: {blocks_a[at : at + show].hex(' ', 8)}",
+                      f"  {b}: {blocks_b[at : at + show].hex(' ', 8)}"]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m redox_tools.redoxfs.native",
+                                 description="compare two RedoxFS images block by block")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("cmp", help="where two images first differ")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--offset", type=int, default=0, help="byte offset of the filesystem in both files")
+    c.add_argument("--show", type=int, default=32, help="bytes of each differing block to print")
+    args = ap.parse_args(argv)
+    for p in (args.a, args.b):
+        if not os.path.isfile(p):
+            raise ToolError(f"{p}: not a file")
+    diff = first_difference(args.a, args.b, offset=args.offset, show=args.show)
+    print(diff if diff is not None else f"{args.a} and {args.b}: identical")
+    return 1 if diff is not None else 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -84,3 +84,21 @@ def test_reference_argument_checks_come_first(tmp_path, monkeypatch) -> None:
                 write(f, Manifest([]), **kw)
             assert str(exc.value) == msg
     assert not os.path.getsize(tmp_path / "img")
+
+
+def test_first_difference_names_the_block(tmp_path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    data = bytearray(b"\x11" * (5 * 4096))
+    a.write_bytes(bytes(data))
+    assert native.first_difference(str(a), str(a)) is None
+    data[3 * 4096 + 100] = 0x22
+    data[4 * 4096] = 0x33
+    b.write_bytes(bytes(data))
+    diff = native.first_difference(str(a), str(b), offset=4096)
+    assert diff is not None
+    lines = diff.splitlines()
+    assert lines[1] == "2 differing 4096-byte blocks; first: file block 3 (filesystem block 2, byte 100 in it)"
+    assert lines[4:] == ["  at byte 96:", f"  {a}: " + " ".join(["1111111111111111"] * 4),
+                         f"  {b}: 11111111" + "22111111 " + " ".join(["1111111111111111"] * 3)]
+    b.write_bytes(bytes(data[:4096]))
+    assert (native.first_difference(str(a), str(b)) or "").startswith(f"{a}: 20480 bytes, {b}: 4096 bytes")
