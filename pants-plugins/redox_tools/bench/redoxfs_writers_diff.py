@@ -9,7 +9,6 @@ message, and every case where they differ (exit status 1 then). The tool is foun
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from typing import Optional, Sequence

@@ -139,7 +139,11 @@ def _maybe_impossible(rng: random.Random, case: Case, root: str) -> Case:
         case.size = max(BLOCK_SIZE, case.size - BLOCK_SIZE * rng.randint(65, 5000)) // BLOCK_SIZE * BLOCK_SIZE
         case.what += ", image too small"
     elif r < 0.13:
-        extra = [Entry("n" * 253, DIR, 0o755)] if rng.random() < 0.5 else [Entry("f", FILE, 0o644, source="none", sha256="0" * 64), Entry("f/below", DIR, 0o755)]
+        # '@' is not in ALPHABET: these never meet a random entry
+        if rng.random() < 0.5:
+            extra = [Entry("@" * 253, DIR, 0o755)]
+        else:
+            extra = [Entry("@f", FILE, 0o644, source="@none", sha256="0" * 64), Entry("@f/below", DIR, 0o755)]
         case.manifest = Manifest(list(case.manifest) + extra, root)
         case.what += ", an impossible entry"
     return case
