@@ -18,12 +18,14 @@ use crate::manifest::Manifest;
 use crate::plan::{source_path, Content, Node, Plan};
 use crate::Error;
 
-/// Records staged per read (a multiple of the 128 KiB record).
+/// Records read at a time from a file too big for a stage (a multiple of the 128 KiB record).
 const CHUNK_BYTES: usize = 4 << 20;
-/// Metadata blocks gathered into one write at most.
+/// Metadata blocks gathered into one write at most (the node tree and allocation log).
 const COALESCE_BYTES: usize = 1 << 20;
-/// Nodes a worker takes at a time.
-const CLAIM: usize = 8;
+/// The blocks a worker stages at most: a claim is a run of consecutive nodes whose blocks (in
+/// plan order they are contiguous) fit in it, written with a few large writes; a node bigger
+/// than this is a claim of its own, its records written as they are read.
+const STAGE_BLOCKS: u64 = 1024;
 
 pub struct Sink {
     pub file: File,
@@ -125,6 +127,82 @@ impl Coalescer {
     }
 }
 
+/// A worker's image of one claim's blocks [start, end): everything the claim writes lands here
+/// first (zeroed, so padding and gaps are zeros) and leaves in a few large writes of the runs
+/// that hold something (zero data pages stay holes on a fresh image).
+struct Stage {
+    start: u64,
+    end: u64,
+    buf: Vec<u8>,
+    runs: Vec<(u64, u64)>,
+}
+
+impl Stage {
+    fn reset(&mut self, start: u64, end: u64) {
+        self.start = start;
+        self.end = end;
+        let n = ((end - start) as usize) * BS;
+        if self.buf.len() < n {
+            self.buf.resize(n, 0);
+        }
+        self.buf[..n].fill(0);
+        self.runs.clear();
+    }
+
+    fn holds(&self, blk: u64, count: u64) -> bool {
+        blk >= self.start && blk + count <= self.end
+    }
+
+    fn slice(&mut self, blk: u64, count: u64) -> &mut [u8] {
+        let at = ((blk - self.start) as usize) * BS;
+        &mut self.buf[at..at + count as usize * BS]
+    }
+
+    fn mark(&mut self, blk: u64, count: u64) {
+        if count > 0 {
+            self.runs.push((blk, blk + count));
+        }
+    }
+
+    /// Write the marked runs (adjacent ones merged) and forget them.
+    fn flush(&mut self, sink: &Sink) -> Result<(), Error> {
+        self.runs.sort_unstable();
+        let mut i = 0;
+        while i < self.runs.len() {
+            let (a, mut b) = self.runs[i];
+            i += 1;
+            while i < self.runs.len() && self.runs[i].0 <= b {
+                b = b.max(self.runs[i].1);
+                i += 1;
+            }
+            let from = ((a - self.start) as usize) * BS;
+            sink.write(a, &self.buf[from..from + ((b - a) as usize) * BS])?;
+        }
+        self.runs.clear();
+        Ok(())
+    }
+}
+
+/// Mark the non-zero pages of `data` (staged at block `blk`) to be written.
+fn mark_nonzero_pages(stage: &mut Stage, blk: u64, pages: usize) {
+    let mut p = 0;
+    while p < pages {
+        let page = |q: usize, st: &Stage| {
+            let at = ((blk - st.start) as usize + q) * BS;
+            page_is_zero(&st.buf[at..at + BS])
+        };
+        if page(p, stage) {
+            p += 1;
+            continue;
+        }
+        let q0 = p;
+        while p < pages && !page(p, stage) {
+            p += 1;
+        }
+        stage.mark(blk + q0 as u64, (p - q0) as u64);
+    }
+}
+
 fn node_header(b: &mut [u8], n: &Node, flags: u32) {
     put_u16(b, 0, n.mode);
     put_u32(b, 2, n.uid);
@@ -153,6 +231,8 @@ struct Shared<'a> {
     manifest: &'a Manifest,
     sink: &'a Sink,
     node_hash: Vec<AtomicU64>,
+    /// Claims: (first node, end node) of consecutive nodes, in id order.
+    claims: Vec<(usize, usize)>,
     next: AtomicUsize,
     /// The lowest node index that failed so far (usize::MAX: none); nodes after it are skipped.
     err_at: AtomicUsize,
@@ -172,7 +252,7 @@ impl Shared<'_> {
 struct Worker<'a, 's> {
     sh: &'s Shared<'a>,
     buf: Vec<u8>,
-    co: Coalescer,
+    stage: Stage,
 }
 
 /// A node's content on its way in: where it comes from and what messages call it.
@@ -311,24 +391,47 @@ fn page_is_zero(p: &[u8]) -> bool {
 impl Worker<'_, '_> {
     fn run(&mut self) {
         let sh = self.sh;
-        let total = sh.plan.nodes.len();
-        'outer: loop {
-            let start = sh.next.fetch_add(CLAIM, Ordering::Relaxed);
-            if start >= total {
+        let nodes = &sh.plan.nodes;
+        loop {
+            let c = sh.next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(first, end)) = sh.claims.get(c) else { break };
+            if first > sh.err_at.load(Ordering::Relaxed) {
                 break;
             }
-            for i in start..(start + CLAIM).min(total) {
-                if i > sh.err_at.load(Ordering::Relaxed) {
-                    break 'outer;
-                }
+            let (start, stop) = (nodes[first].block, span_end(sh.plan, end - 1));
+            if stop - start <= STAGE_BLOCKS {
+                self.stage.reset(start, stop);
+            } else {
+                self.stage.reset(start, start); // one big node: nothing staged
+            }
+            let mut failed = false;
+            for i in first..end {
                 match self.node(i) {
                     Ok(h) => sh.node_hash[i].store(h, Ordering::Relaxed),
-                    Err(e) => sh.fail(i, e),
+                    Err(e) => {
+                        sh.fail(i, e);
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if !failed {
+                if let Err(e) = self.stage.flush(sh.sink) {
+                    sh.fail(first, e);
                 }
             }
         }
-        if let Err(e) = self.co.flush(sh.sink) {
-            sh.fail(0, e);
+    }
+
+    /// Write whole blocks at `blk`: into the stage when it holds them, else straight out.
+    fn put(&mut self, blk: u64, data: &[u8]) -> Result<(), Error> {
+        let count = (data.len() / BS) as u64;
+        if self.stage.holds(blk, count) {
+            self.stage.slice(blk, count).copy_from_slice(data);
+            self.stage.mark(blk, count);
+            Ok(())
+        } else {
+            self.sh.sink.write(blk, data)
         }
     }
 
@@ -342,7 +445,6 @@ impl Worker<'_, '_> {
     }
 
     fn dir(&mut self, n: &Node) -> Result<u64, Error> {
-        let sink = self.sh.sink;
         let nodes = &self.sh.plan.nodes;
         let nd = n.dirlists.len();
         let nblk = if nd == 0 { 0 } else { n.blocks as usize - 1 };
@@ -396,7 +498,7 @@ impl Worker<'_, '_> {
         }
         node_header(&mut region[..BS], n, 0);
         let h = seahash(&region[..BS]);
-        self.co.add(sink, n.block, &region)?;
+        self.put(n.block, &region)?;
         Ok(h)
     }
 
@@ -412,19 +514,53 @@ impl Worker<'_, '_> {
         src.check_sha(sha)?;
         node_header(&mut blk, n, FLAG_INLINE);
         let h = seahash(&blk);
-        self.co.add(self.sh.sink, n.block, &blk)?;
+        self.put(n.block, &blk)?;
         Ok(h)
     }
 
     fn records_file(&mut self, n: &Node) -> Result<u64, Error> {
+        let mut rec_hash = vec![0u64; n.nrec as usize];
+        let src = Src::new(self.sh.manifest, n, true)?;
+        let span = ((n.nrec - 1) << n.rl) + (1u64 << n.last_level);
+        let sha = if self.stage.holds(n.rec_base, span) {
+            self.records_staged(n, &src, span, &mut rec_hash)?
+        } else {
+            self.records_direct(n, &src, &mut rec_hash)?
+        };
+        src.check_sha(sha)?;
+        self.lists_and_node(n, &rec_hash)
+    }
+
+    /// A file whose records fit in the stage: read straight into their staged blocks.
+    fn records_staged(&mut self, n: &Node, src: &Src, span: u64, rec_hash: &mut [u64]) -> Result<Sha256, Error> {
+        let fresh = self.sh.sink.fresh;
+        let rsize = BS << n.rl;
+        let size = n.size as usize;
+        let buf = self.stage.slice(n.rec_base, span);
+        src.read_into(&mut buf[..size], 0, true)?;
+        let mut sha = Sha256::new();
+        sha.update(&buf[..size]);
+        let last = (n.nrec - 1) as usize;
+        for (k, h) in rec_hash.iter_mut().enumerate().take(last) {
+            *h = seahash(&buf[k * rsize..(k + 1) * rsize]);
+        }
+        rec_hash[last] = seahash(&buf[last * rsize..]);
+        if fresh {
+            mark_nonzero_pages(&mut self.stage, n.rec_base, size.div_ceil(BS));
+        } else {
+            self.stage.mark(n.rec_base, span);
+        }
+        Ok(sha)
+    }
+
+    /// A file bigger than a stage: its records in chunks, each written as soon as it is hashed.
+    fn records_direct(&mut self, n: &Node, src: &Src, rec_hash: &mut [u64]) -> Result<Sha256, Error> {
         let sink = self.sh.sink;
         let fresh = sink.fresh;
         let rsize = (BS) << n.rl;
         let per_chunk = (CHUNK_BYTES / rsize).max(1) as u64;
         let last_len = (n.size - (n.nrec - 1) * rsize as u64) as usize;
         let last_rsize = BS << n.last_level;
-        let mut rec_hash = vec![0u64; n.nrec as usize];
-        let src = Src::new(self.sh.manifest, n, true)?;
         let mut sha = Sha256::new();
         let mut r = 0u64;
         while r < n.nrec {
@@ -467,7 +603,11 @@ impl Worker<'_, '_> {
             }
             r = r1;
         }
-        src.check_sha(sha)?;
+        Ok(sha)
+    }
+
+    /// A records file's BlockLists and node block, from its record hashes.
+    fn lists_and_node(&mut self, n: &Node, rec_hash: &[u64]) -> Result<u64, Error> {
         // BlockLists, post-order (a list's children come before it)
         let mut list_hash = vec![0u64; n.lists.len()];
         for (li, l) in n.lists.iter().enumerate() {
@@ -483,7 +623,7 @@ impl Worker<'_, '_> {
                 }
             }
             list_hash[li] = seahash(&b);
-            self.co.add(sink, l.block, &b)?;
+            self.put(l.block, &b)?;
         }
         let mut blk = [0u8; BS];
         node_header(&mut blk, n, 0);
@@ -498,13 +638,41 @@ impl Worker<'_, '_> {
             }
         }
         let h = seahash(&blk);
-        self.co.add(sink, n.block, &blk)?;
+        self.put(n.block, &blk)?;
         Ok(h)
     }
 }
 
 /// A node-tree list being built: ((depth, id prefix), block, contents).
 type TreeList = ((u32, u64), u64, Box<[u8; BS]>);
+
+fn worker<'a, 's>(sh: &'s Shared<'a>) -> Worker<'a, 's> {
+    Worker { sh, buf: Vec::new(), stage: Stage { start: 0, end: 0, buf: Vec::new(), runs: Vec::new() } }
+}
+
+/// The block after everything of node `i` (the next node's block; the node tree after the last).
+fn span_end(plan: &Plan, i: usize) -> u64 {
+    match plan.nodes.get(i + 1) {
+        Some(next) => next.block,
+        None => plan.tree_lists.first().map_or(plan.end, |t| t.1),
+    }
+}
+
+/// Runs of consecutive nodes whose blocks fit in a stage; a bigger node alone.
+fn claims(plan: &Plan) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut first = 0;
+    for i in 0..plan.nodes.len() {
+        if i > first && span_end(plan, i) - plan.nodes[first].block > STAGE_BLOCKS {
+            out.push((first, i));
+            first = i;
+        }
+    }
+    if first < plan.nodes.len() {
+        out.push((first, plan.nodes.len()));
+    }
+    out
+}
 
 /// Write every node with `threads` workers; returns the node hashes (in id order).
 fn write_nodes(plan: &Plan, manifest: &Manifest, sink: &Sink, threads: usize) -> Result<Vec<u64>, Error> {
@@ -513,15 +681,16 @@ fn write_nodes(plan: &Plan, manifest: &Manifest, sink: &Sink, threads: usize) ->
         manifest,
         sink,
         node_hash: (0..plan.nodes.len()).map(|_| AtomicU64::new(0)).collect(),
+        claims: claims(plan),
         next: AtomicUsize::new(0),
         err_at: AtomicUsize::new(usize::MAX),
         err: Mutex::new(None),
     };
     std::thread::scope(|s| {
         for _ in 1..threads.max(1) {
-            s.spawn(|| Worker { sh: &sh, buf: Vec::new(), co: Coalescer { start: 0, buf: Vec::new() } }.run());
+            s.spawn(|| worker(&sh).run());
         }
-        Worker { sh: &sh, buf: Vec::new(), co: Coalescer { start: 0, buf: Vec::new() } }.run();
+        worker(&sh).run();
     });
     if let Some((_, e)) = sh.err.into_inner().unwrap() {
         return Err(e);
