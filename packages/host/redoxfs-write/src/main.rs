@@ -206,7 +206,7 @@ fn create(a: &Args, m: &Manifest) -> Result<(), Error> {
         Some(t) => Some(parse_uuid(t)?),
         None => None,
     };
-    let plan = plan::plan(m, a.ctime)?;
+    let plan = plan::plan(m, a.ctime, threads())?;
     let need = plan.needed_blocks() * BLOCK_SIZE;
     let size_arg = a.size.as_deref().unwrap_or("");
     let size = if size_arg == "auto" { need.div_ceil(MIB) * MIB } else { parse_size(size_arg)? };
@@ -256,7 +256,7 @@ fn run(argv: &[String]) -> Result<(), Error> {
     let a = parse_args(argv)?;
     let m = Manifest::load(a.manifest.as_deref().unwrap_or(""))?;
     if a.cmd == "size" {
-        let need = plan::plan(&m, a.ctime)?.needed_blocks() * BLOCK_SIZE;
+        let need = plan::plan(&m, a.ctime, threads())?.needed_blocks() * BLOCK_SIZE;
         println!("{need} bytes ({} MiB)", need.div_ceil(MIB));
         return Ok(());
     }

@@ -183,7 +183,6 @@ fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<Vec<Node>, Error> {
             Node::new(ei as u32, name.as_bytes().to_vec(), kind, mode, e.uid as u32, e.gid as u32, e.mtime, t_c);
         match kind {
             Kind::File => {
-                check_source(m, e)?;
                 n.size = e.size;
                 n.rl = RECORD_LEVEL;
                 n.content = Content::File;
@@ -371,7 +370,28 @@ fn plan_dir(nodes: &mut [Node], i: usize, cur: &mut Cursor) {
     n.blocks = 1 + nblk;
 }
 
-pub fn plan(m: &Manifest, ctime: Option<u64>) -> Result<Plan, Error> {
+/// Every file entry's source checked (`check_source`) on `threads` threads; the error is the
+/// first failing entry's in path order, the one a serial walk would meet first.
+fn check_sources(m: &Manifest, threads: usize) -> Result<(), Error> {
+    let files: Vec<usize> = (0..m.entries.len()).filter(|&i| m.entries[i].kind == Kind::File).collect();
+    let per = files.len().div_ceil(threads.max(1)).max(1);
+    let first_error = std::thread::scope(|s| {
+        let jobs: Vec<_> = files
+            .chunks(per)
+            .map(|part| {
+                s.spawn(move || part.iter().find_map(|&i| check_source(m, &m.entries[i]).err().map(|e| (i, e))))
+            })
+            .collect();
+        jobs.into_iter().filter_map(|j| j.join().expect("a stat thread panicked")).min_by_key(|(i, _)| *i)
+    });
+    match first_error {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+pub fn plan(m: &Manifest, ctime: Option<u64>, threads: usize) -> Result<Plan, Error> {
+    check_sources(m, threads)?;
     let mut arena = build_tree(m, ctime)?;
     let root = 0usize;
     // ids: depth-first pre-order, children in ascending byte order of names

@@ -396,7 +396,7 @@ impl Worker<'_, '_> {
             let c = sh.next.fetch_add(1, Ordering::Relaxed);
             let Some(&(first, end)) = sh.claims.get(c) else { break };
             if first > sh.err_at.load(Ordering::Relaxed) {
-                break;
+                continue; // after a failed node: nothing to add (claims are not in id order)
             }
             let (start, stop) = (nodes[first].block, span_end(sh.plan, end - 1));
             if stop - start <= STAGE_BLOCKS {
@@ -674,6 +674,13 @@ fn claims(plan: &Plan) -> Vec<(usize, usize)> {
     out
 }
 
+/// Claims in order of decreasing size (stable): a big file taken last would leave the other
+/// workers idle while one thread reads, hashes and writes it alone.
+fn biggest_first(plan: &Plan, mut claims: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    claims.sort_by_key(|&(first, end)| std::cmp::Reverse(span_end(plan, end - 1) - plan.nodes[first].block));
+    claims
+}
+
 /// Write every node with `threads` workers; returns the node hashes (in id order).
 fn write_nodes(plan: &Plan, manifest: &Manifest, sink: &Sink, threads: usize) -> Result<Vec<u64>, Error> {
     let sh = Shared {
@@ -681,7 +688,7 @@ fn write_nodes(plan: &Plan, manifest: &Manifest, sink: &Sink, threads: usize) ->
         manifest,
         sink,
         node_hash: (0..plan.nodes.len()).map(|_| AtomicU64::new(0)).collect(),
-        claims: claims(plan),
+        claims: biggest_first(plan, claims(plan)),
         next: AtomicUsize::new(0),
         err_at: AtomicUsize::new(usize::MAX),
         err: Mutex::new(None),
