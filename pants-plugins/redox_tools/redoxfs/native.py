@@ -37,6 +37,7 @@ from typing import Any, BinaryIO, Callable, List, Optional, Sequence
 from redox_tools.errors import ToolError, run_main
 from redox_tools.manifest import FILE, Manifest
 from redox_tools.redoxfs.format import BLOCK_SIZE, RedoxFSError
+from redox_tools.redoxfs.writer import check_write_args
 
 # Where `./pants package packages/host/redoxfs-write` puts the tool under dist/ (and a test's
 # runtime_package_dependencies, relative to its sandbox).
@@ -115,13 +116,7 @@ def native_redoxfs_writer(tool: Optional[str] = None) -> WriteRedoxFS:
         uuid: Optional[bytes] = None,
         ctime: Optional[int] = None,
     ) -> None:
-        # The reference's argument checks, with its messages, before anything runs.
-        if offset < 0:
-            raise RedoxFSError(f"offset {offset} is negative")
-        if size % BLOCK_SIZE:
-            raise RedoxFSError(f"filesystem size {size} is not a multiple of {BLOCK_SIZE} bytes")
-        if uuid is not None and len(uuid) != 16:
-            raise RedoxFSError(f"uuid must be 16 bytes, got {len(uuid)}")
+        check_write_args(offset=offset, size=size, uuid=uuid, ctime=ctime)  # the reference's, before anything runs
         try:
             fd = out.fileno()
         except (AttributeError, OSError, ValueError):

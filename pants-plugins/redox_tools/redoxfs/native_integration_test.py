@@ -21,10 +21,11 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from redox_tools.bench.redoxfs_throughput import make_tree
-from redox_tools.manifest import DIR, FILE, SYMLINK, Entry, Manifest
+from redox_tools.manifest import FILE, Entry, Manifest
 from redox_tools.redoxfs import RedoxFSError, size_needed, vectors, write_redoxfs
 from redox_tools.redoxfs.format import BLOCK_SIZE, INLINE_MAX
 from redox_tools.redoxfs.native import find_writer, first_difference, native_redoxfs_writer, native_size_needed
+from redox_tools.redoxfs.tree_testutil import Tree
 from redox_tools.redoxfs.upstream import compare, manifest_listing, upstream_listing, without_dir_sizes
 
 PLUGINS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -90,41 +91,6 @@ def _dump(manifest: Manifest, path: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 # trees
 # ---------------------------------------------------------------------------------------------
-
-
-class Tree:
-    """Entries with sources under `root`/src (as writer_test's round-trip fixture builds them)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.entries: List[Entry] = []
-
-    def file(self, path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int = 0) -> None:
-        src = self.root / "src" / path
-        src.parent.mkdir(parents=True, exist_ok=True)
-        src.write_bytes(data)
-        self.entries.append(Entry(path, FILE, mode, uid, gid, mtime, source=str(src),
-                                  sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
-
-    def sparse_file(self, path: str, size: int, pieces: Dict[int, bytes]) -> None:
-        src = self.root / "src" / path
-        src.parent.mkdir(parents=True, exist_ok=True)
-        with open(src, "wb") as f:
-            f.truncate(size)
-            for off, data in pieces.items():
-                f.seek(off)
-                f.write(data)
-        self.entries.append(Entry(path, FILE, 0o644, source=str(src), sha256=hashlib.sha256(src.read_bytes()).hexdigest(),
-                                  size=size))
-
-    def dir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0, mtime: int = 0) -> None:
-        self.entries.append(Entry(path, DIR, mode, uid, gid, mtime))
-
-    def link(self, path: str, target: str, uid: int = 0) -> None:
-        self.entries.append(Entry(path, SYMLINK, 0o777, uid, 0, 7, target=target))
-
-    def manifest(self) -> Manifest:
-        return Manifest(self.entries)
 
 
 def _varied(root: Path) -> Manifest:

@@ -72,7 +72,7 @@ from redox_tools.redoxfs.format import (
 )
 from redox_tools.seahash import seahash, seahash_arrays, seahash_rows
 
-__all__ = ["write_redoxfs", "size_needed", "default_uuid", "MIN_FREE_BLOCKS"]
+__all__ = ["write_redoxfs", "check_write_args", "size_needed", "default_uuid", "MIN_FREE_BLOCKS"]
 
 # Free blocks (beyond the allocation-log blocks) a written image keeps at least at its end,
 # so the daemon's first read-write mount can rewrite the log (§10.3 "leave free space").
@@ -1294,6 +1294,18 @@ class _Writer:
     uuid_fn: Optional[Callable[[], bytes]] = None
 
 
+def check_write_args(*, offset: int, size: int, uuid: Optional[bytes], ctime: Optional[int]) -> None:
+    """`write_redoxfs`'s checks of its arguments (shared with the native writer's wrapper)."""
+    if offset < 0:
+        raise RedoxFSError(f"offset {offset} is negative")
+    if size % BLOCK_SIZE:
+        raise RedoxFSError(f"filesystem size {size} is not a multiple of {BLOCK_SIZE} bytes")
+    if uuid is not None and len(uuid) != 16:
+        raise RedoxFSError(f"uuid must be 16 bytes, got {len(uuid)}")
+    if ctime is not None:
+        _check_time(ctime, "ctime")
+
+
 def write_redoxfs(
     out: BinaryIO,
     manifest: Any,
@@ -1309,14 +1321,7 @@ def write_redoxfs(
     Raises RedoxFSError (naming the entry or the needed size) before writing anything when the
     input is impossible: size too small or not a multiple of 4096, names over 252 bytes,
     entries below non-directories, unreadable sources."""
-    if offset < 0:
-        raise RedoxFSError(f"offset {offset} is negative")
-    if size % BLOCK_SIZE:
-        raise RedoxFSError(f"filesystem size {size} is not a multiple of {BLOCK_SIZE} bytes")
-    if uuid is not None and len(uuid) != 16:
-        raise RedoxFSError(f"uuid must be 16 bytes, got {len(uuid)}")
-    if ctime is not None:
-        _check_time(ctime, "ctime")
+    check_write_args(offset=offset, size=size, uuid=uuid, ctime=ctime)
     # The writer makes many small objects and no reference cycles: the cyclic collector would
     # only rescan the manifest and the plan over and over (~10% of the run).
     gc_was_enabled = gc.isenabled()
