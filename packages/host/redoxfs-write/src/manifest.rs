@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::Error;
 
@@ -115,7 +115,7 @@ pub fn normalize_path(path: &str) -> Result<String, Error> {
 fn uint_field(path: &str, name: &str, v: Option<&Value>) -> Result<u64, Error> {
     match v {
         None => Ok(0),
-        Some(Value::Number(n)) => match number_u64(n) {
+        Some(Value::Number(n)) => match n.as_u64() {
             Some(u) => Ok(u),
             None if n.is_i64() || n.is_f64() => {
                 Err(Error::new(format!("{path}: {name} {n} is not a non-negative integer")))
@@ -124,10 +124,6 @@ fn uint_field(path: &str, name: &str, v: Option<&Value>) -> Result<u64, Error> {
         },
         Some(other) => Err(Error::new(format!("{path}: {name} {} is not a non-negative integer", value_repr(other)))),
     }
-}
-
-fn number_u64(n: &Number) -> Option<u64> {
-    n.as_u64()
 }
 
 fn str_field(path: &str, name: &str, v: Option<&Value>) -> Result<Option<String>, Error> {
@@ -159,7 +155,7 @@ fn entry_of(obj: &Map<String, Value>, manifest_path: &str) -> Result<Entry, Erro
     let p = path.as_str();
     let mode = match &obj["mode"] {
         Value::Number(n) => {
-            number_u64(n).ok_or_else(|| Error::new(format!("{p}: mode {n} is not a non-negative integer")))?
+            n.as_u64().ok_or_else(|| Error::new(format!("{p}: mode {n} is not a non-negative integer")))?
         }
         other => return Err(Error::new(format!("{p}: mode {} is not a non-negative integer", value_repr(other)))),
     };

@@ -173,10 +173,11 @@ fn build_tree(m: &Manifest, ctime: Option<u64>) -> Result<Vec<Node>, Error> {
         }
         let t_c = ctime.unwrap_or(e.mtime);
         let perm = (e.mode & 0o7777) as u32;
-        let (kind, type_bits) = match e.kind {
-            Kind::File => (Kind::File, MODE_FILE),
-            Kind::Dir => (Kind::Dir, MODE_DIR),
-            Kind::Symlink => (Kind::Symlink, MODE_SYMLINK),
+        let kind = e.kind;
+        let type_bits = match kind {
+            Kind::File => MODE_FILE,
+            Kind::Dir => MODE_DIR,
+            Kind::Symlink => MODE_SYMLINK,
         };
         let mode = (type_bits | perm) as u16;
         let mut n =

@@ -1,8 +1,9 @@
 //! Writing a planned RedoxFS: every node is an independent job (its content records, BlockLists,
 //! DirLists, HTree blocks and node block depend only on the node itself and its children's ids),
-//! so worker threads take nodes in id order, a few at a time, and write them with positional
-//! writes; the node tree, the allocation log and the header (which need every node's hash) are
-//! written last, the header at the very end. The bytes are those of writer.py's batches.
+//! so worker threads take claims (runs of consecutive nodes, whose blocks are contiguous),
+//! biggest first, stage each claim's blocks and write them with a few positional writes; the
+//! node tree, the allocation log and the header (which need every node's hash) are written last,
+//! the header at the very end. The bytes are those of writer.py's batches.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -20,8 +21,6 @@ use crate::Error;
 
 /// Records read at a time from a file too big for a stage (a multiple of the 128 KiB record).
 const CHUNK_BYTES: usize = 4 << 20;
-/// Metadata blocks gathered into one write at most (the node tree and allocation log).
-const COALESCE_BYTES: usize = 1 << 20;
 /// The blocks a worker stages at most: a claim is a run of consecutive nodes whose blocks (in
 /// plan order they are contiguous) fit in it, written with a few large writes; a node bigger
 /// than this is a claim of its own, its records written as they are read.
@@ -101,32 +100,6 @@ impl Sink {
     }
 }
 
-/// Gathers writes of contiguous metadata blocks into single writes.
-struct Coalescer {
-    start: u64,
-    buf: Vec<u8>,
-}
-
-impl Coalescer {
-    fn add(&mut self, sink: &Sink, blk: u64, data: &[u8]) -> Result<(), Error> {
-        let end = self.start + (self.buf.len() / BS) as u64;
-        if self.buf.is_empty() || blk != end || self.buf.len() + data.len() > COALESCE_BYTES {
-            self.flush(sink)?;
-            self.start = blk;
-        }
-        self.buf.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn flush(&mut self, sink: &Sink) -> Result<(), Error> {
-        if !self.buf.is_empty() {
-            sink.write(self.start, &self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
-    }
-}
-
 /// A worker's image of one claim's blocks [start, end): everything the claim writes lands here
 /// first (zeroed, so padding and gaps are zeros) and leaves in a few large writes of the runs
 /// that hold something (zero data pages stay holes on a fresh image).
@@ -183,24 +156,24 @@ impl Stage {
     }
 }
 
-/// Mark the non-zero pages of `data` (staged at block `blk`) to be written.
-fn mark_nonzero_pages(stage: &mut Stage, blk: u64, pages: usize) {
+/// The runs [first, end) of non-zero pages among the first `pages` pages of `buf`: what a fresh
+/// (all-hole) image needs written; zero pages stay holes.
+fn nonzero_runs(buf: &[u8], pages: usize) -> Vec<(usize, usize)> {
+    let zero = |q: usize| page_is_zero(&buf[q * BS..(q + 1) * BS]);
+    let mut runs = Vec::new();
     let mut p = 0;
     while p < pages {
-        let page = |q: usize, st: &Stage| {
-            let at = ((blk - st.start) as usize + q) * BS;
-            page_is_zero(&st.buf[at..at + BS])
-        };
-        if page(p, stage) {
+        if zero(p) {
             p += 1;
             continue;
         }
         let q0 = p;
-        while p < pages && !page(p, stage) {
+        while p < pages && !zero(p) {
             p += 1;
         }
-        stage.mark(blk + q0 as u64, (p - q0) as u64);
+        runs.push((q0, p));
     }
+    runs
 }
 
 fn node_header(b: &mut [u8], n: &Node, flags: u32) {
@@ -231,7 +204,7 @@ struct Shared<'a> {
     manifest: &'a Manifest,
     sink: &'a Sink,
     node_hash: Vec<AtomicU64>,
-    /// Claims: (first node, end node) of consecutive nodes, in id order.
+    /// Claims: (first node, end node) of consecutive nodes, biggest first.
     claims: Vec<(usize, usize)>,
     next: AtomicUsize,
     /// The lowest node index that failed so far (usize::MAX: none); nodes after it are skipped.
@@ -546,7 +519,9 @@ impl Worker<'_, '_> {
         }
         rec_hash[last] = seahash(&buf[last * rsize..]);
         if fresh {
-            mark_nonzero_pages(&mut self.stage, n.rec_base, size.div_ceil(BS));
+            for (a, b) in nonzero_runs(buf, size.div_ceil(BS)) {
+                self.stage.mark(n.rec_base + a as u64, (b - a) as u64);
+            }
         } else {
             self.stage.mark(n.rec_base, span);
         }
@@ -584,19 +559,8 @@ impl Worker<'_, '_> {
             }
             let blk0 = n.rec_base + (r << n.rl);
             if fresh {
-                // zero pages stay holes
-                let pages = data_len.div_ceil(BS);
-                let mut p = 0;
-                while p < pages {
-                    if page_is_zero(&buf[p * BS..(p + 1) * BS]) {
-                        p += 1;
-                        continue;
-                    }
-                    let q0 = p;
-                    while p < pages && !page_is_zero(&buf[p * BS..(p + 1) * BS]) {
-                        p += 1;
-                    }
-                    sink.write(blk0 + q0 as u64, &buf[q0 * BS..p * BS])?;
+                for (a, b) in nonzero_runs(buf, data_len.div_ceil(BS)) {
+                    sink.write(blk0 + a as u64, &buf[a * BS..b * BS])?;
                 }
             } else {
                 sink.write(blk0, buf)?;
@@ -714,7 +678,9 @@ pub fn write(
     threads: usize,
 ) -> Result<(), Error> {
     let node_hash = write_nodes(plan, manifest, sink, threads)?;
-    let mut co = Coalescer { start: 0, buf: Vec::new() };
+    // the node tree's lists and the allocation log come last in the plan, one after the other
+    let mut stage = Stage { start: 0, end: 0, buf: Vec::new(), runs: Vec::new() };
+    stage.reset(span_end(plan, plan.nodes.len() - 1), plan.end);
     // node tree: leaves (depth 3) from the nodes, then each level from the one below
     let mut lists: Vec<TreeList> = plan.tree_lists.iter().map(|&(k, blk)| (k, blk, Box::new([0u8; BS]))).collect();
     let index: std::collections::HashMap<(u32, u64), usize> =
@@ -757,7 +723,8 @@ pub fn write(
             }
             full[i] = b[flags_at..].iter().map(|x| x.count_ones()).sum::<u32>() as usize == TREE_ENTRIES;
             hashes[i] = seahash(&b[..]);
-            co.add(sink, *blk, &b[..])?;
+            stage.slice(*blk, 1).copy_from_slice(&b[..]);
+            stage.mark(*blk, 1);
         }
     }
     let root = index[&(0, 0)];
@@ -778,9 +745,10 @@ pub fn write(
         }
         let index = plan.alloc_base + j as u64;
         prev = (make_addr(index, 0), seahash(&b));
-        co.add(sink, index, &b)?;
+        stage.slice(index, 1).copy_from_slice(&b);
+        stage.mark(index, 1);
     }
-    co.flush(sink)?;
+    stage.flush(sink)?;
     // header last
     let mut h = [0u8; BS];
     h[0..8].copy_from_slice(SIGNATURE);
