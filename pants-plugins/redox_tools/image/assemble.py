@@ -33,7 +33,7 @@ from typing import List, Optional, Sequence, Tuple
 from redox_tools import initfs, qcow2
 from redox_tools.image import diskimage, driver_filter
 from redox_tools.errors import ManifestError, ToolError, run_main
-from redox_tools.redoxfs.native import native_redoxfs_writer, native_size_needed
+from redox_tools.redoxfs.native import NativeRedoxFS
 from redox_tools.manifest import DEFAULT_EXEC_MODE, DEFAULT_FILE_MODE, FILE, Entry, Manifest, normalize_path, sha256_file
 
 
@@ -142,7 +142,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         initfs.write_initfs(manifest, bootstrap, args.output)
     else:
         raw = args.output if args.format == "raw" else f"{args.output}.raw.tmp"
-        native = args.redoxfs_writer
+        native = NativeRedoxFS(args.redoxfs_writer) if args.redoxfs_writer else None
         diskimage.create_disk_image(
             raw,
             root=manifest,
@@ -151,8 +151,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             esp_mib=args.esp_size_mib,
             source_date_epoch=args.source_date_epoch,
             require_boot_files=not args.no_require_boot_files,
-            redoxfs_writer=native_redoxfs_writer(native) if native else None,
-            redoxfs_size_needed=native_size_needed(native) if native else None,
+            redoxfs_writer=native.write if native else None,
+            redoxfs_size_needed=native.size_needed if native else None,
         )
         if raw != args.output:
             try:

@@ -9,8 +9,8 @@ so a caller (e.g. diskimage's `redoxfs_writer=` / `redoxfs_size_needed=`) can us
     write(out, manifest, offset=..., size=..., uuid=None, ctime=None)   # as write_redoxfs
     need = native_size_needed()(manifest, ctime=None)                   # as size_needed
 
-The manifest is dumped to a temporary JSON file (relative sources made absolute against the
-manifest's base directory, so they resolve wherever the dump lives) and the tool writes into
+`NativeRedoxFS` holds both, sharing one dump of a manifest (a temporary JSON file; the tool reads
+relative sources from the manifest's base directory, `--base-dir`), and the tool writes into
 bytes [offset, offset+size) of `out`'s file (`create --into`), touching nothing else. Its bad-input
 errors (exit 2, one `error: ...` line) become `RedoxFSError` with the tool's message, which is the
 reference's message for the same input.
@@ -31,11 +31,9 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import replace
-from typing import Any, BinaryIO, Callable, List, Optional, Sequence
+from typing import Any, BinaryIO, Callable, List, Optional, Sequence, Tuple
 
 from redox_tools.errors import ToolError, run_main
-from redox_tools.manifest import FILE, Manifest
 from redox_tools.redoxfs.format import BLOCK_SIZE, RedoxFSError
 from redox_tools.redoxfs.writer import check_write_args
 
@@ -69,20 +67,6 @@ def find_writer(explicit: Optional[str] = None, *, root: Optional[str] = None) -
     )
 
 
-def _absolute_sources(manifest: Any) -> Manifest:
-    """The manifest with every relative file source joined to its base directory (made absolute
-    once, not normalised: the tool's messages name the same path the reference's would)."""
-    base = getattr(manifest, "base_dir", None) or "."
-    if not os.path.isabs(base):
-        base = os.path.abspath(base)
-    entries = []
-    for e in manifest:
-        if e.kind == FILE and e.source is not None and not os.path.isabs(e.source):
-            e = replace(e, source=os.path.join(base, e.source))
-        entries.append(e)
-    return Manifest(entries, base)
-
-
 def _run(tool: str, args: List[str], pass_fds: tuple = ()) -> str:
     res = subprocess.run([tool, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds)
     err = res.stderr.decode("utf-8", "replace").strip()
@@ -95,19 +79,32 @@ def _run(tool: str, args: List[str], pass_fds: tuple = ()) -> str:
     return res.stdout.decode("utf-8", "replace")
 
 
-def _with_dumped(manifest: Any, fn: Callable[[str], Any]) -> Any:
-    with tempfile.TemporaryDirectory(prefix="redoxfs-write-") as d:
-        path = os.path.join(d, "manifest.json")
-        _absolute_sources(manifest).dump(path)
-        return fn(path)
+_SIZE_LINE = re.compile(r"(\d+) bytes \(\d+ MiB\)")
 
 
-def native_redoxfs_writer(tool: Optional[str] = None) -> WriteRedoxFS:
-    """A callable with write_redoxfs's signature that runs the native writer (found now, so a
-    missing binary is reported before any image is started)."""
-    exe = find_writer(tool)
+class NativeRedoxFS:
+    """The native writer behind the reference's two functions: `write` (write_redoxfs's
+    signature) and `size_needed` (size_needed's). The binary is found when this is made, so a
+    missing one is reported before any image is started. A manifest is dumped once, into a
+    temporary directory that lives as long as this object, for both calls (a disk image asks for
+    the size, then writes); the tool reads relative sources from the manifest's own base
+    directory (`--base-dir`), so messages name the paths the reference's would."""
+
+    def __init__(self, tool: Optional[str] = None) -> None:
+        self.exe = find_writer(tool)
+        self._dir = tempfile.TemporaryDirectory(prefix="redoxfs-write-")
+        self._dumped: Optional[Tuple[Any, List[str]]] = None  # (manifest, its --manifest/--base-dir args)
+
+    def _manifest_args(self, manifest: Any) -> List[str]:
+        if self._dumped is None or self._dumped[0] is not manifest:  # manifests are immutable
+            path = os.path.join(self._dir.name, "manifest.json")
+            manifest.dump(path)
+            base = os.path.abspath(getattr(manifest, "base_dir", None) or ".")
+            self._dumped = (manifest, ["--manifest", path, "--base-dir", base])
+        return self._dumped[1]
 
     def write(
+        self,
         out: BinaryIO,
         manifest: Any,
         *,
@@ -124,33 +121,31 @@ def native_redoxfs_writer(tool: Optional[str] = None) -> WriteRedoxFS:
         out.flush()  # what was written through `out` before must be in the file under the tool
         # The tool opens the file through this process's descriptor: works for files opened by
         # descriptor (atomic_output's temp file has no name attribute worth trusting).
-        args = ["create", "--into", f"/proc/self/fd/{fd}", "--offset", str(offset), "--size", str(size), "-q"]
+        args = ["create", *self._manifest_args(manifest), "--into", f"/proc/self/fd/{fd}", "--offset", str(offset),
+                "--size", str(size), "-q"]
         if uuid is not None:
             args += ["--uuid", uuid.hex()]
         if ctime is not None:
             args += ["--ctime", str(ctime)]
-        _with_dumped(manifest, lambda m: _run(exe, args[:1] + ["--manifest", m] + args[1:], pass_fds=(fd,)))
+        _run(self.exe, args, pass_fds=(fd,))
 
-    return write
-
-
-_SIZE_LINE = re.compile(r"(\d+) bytes \(\d+ MiB\)")
-
-
-def native_size_needed(tool: Optional[str] = None) -> SizeNeeded:
-    """A callable with size_needed's signature (manifest, *, ctime=None) -> bytes, from the
-    native writer's `size` command."""
-    exe = find_writer(tool)
-
-    def size_needed(manifest: Any, *, ctime: Optional[int] = None) -> int:
+    def size_needed(self, manifest: Any, *, ctime: Optional[int] = None) -> int:
         extra = ["--ctime", str(ctime)] if ctime is not None else []
-        out = _with_dumped(manifest, lambda m: _run(exe, ["size", "--manifest", m, *extra]))
+        out = _run(self.exe, ["size", *self._manifest_args(manifest), *extra])
         match = _SIZE_LINE.fullmatch(out.strip())
         if not match:
             raise ToolError(f"redoxfs-write size: unexpected output {out.strip()[:200]!r}")
         return int(match.group(1))
 
-    return size_needed
+
+def native_redoxfs_writer(tool: Optional[str] = None) -> WriteRedoxFS:
+    """A callable with write_redoxfs's signature that runs the native writer."""
+    return NativeRedoxFS(tool).write
+
+
+def native_size_needed(tool: Optional[str] = None) -> SizeNeeded:
+    """A callable with size_needed's signature (manifest, *, ctime=None) -> bytes."""
+    return NativeRedoxFS(tool).size_needed
 
 
 def first_difference(a: str, b: str, *, offset: int = 0, show: int = 32) -> Optional[str]:

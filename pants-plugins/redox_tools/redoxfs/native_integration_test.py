@@ -15,16 +15,17 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import pytest
 
 from redox_tools.bench.redoxfs_throughput import make_tree
-from redox_tools.manifest import FILE, Entry, Manifest
+from redox_tools.manifest import FILE, Entry, Manifest, sha256_file
 from redox_tools.redoxfs import RedoxFSError, size_needed, vectors, write_redoxfs
 from redox_tools.redoxfs.format import BLOCK_SIZE, INLINE_MAX
-from redox_tools.redoxfs.native import find_writer, first_difference, native_redoxfs_writer, native_size_needed
+from redox_tools.redoxfs.native import NativeRedoxFS, find_writer, first_difference, native_redoxfs_writer, native_size_needed
 from redox_tools.redoxfs.tree_testutil import Tree
 from redox_tools.redoxfs.upstream import compare, manifest_listing, upstream_listing, without_dir_sizes
 
@@ -36,11 +37,7 @@ SPARSE_SLACK = 256
 
 
 def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(MiB), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(str(path))[0]
 
 
 def _assert_same_image(native: Path, ref: Path, *, offset: int = 0, sha: Optional[str] = None) -> None:
@@ -217,6 +214,20 @@ def test_into_extends_a_shorter_file_and_the_python_api_wrapper(tmp_path) -> Non
     assert imgs["native"].read_bytes()[:4] == b"MBR!"
     assert native_size_needed()(manifest) == size_needed(manifest)
     assert native_size_needed()(manifest, ctime=7) == size_needed(manifest, ctime=7)
+
+
+def test_the_wrapper_reads_relative_sources_from_the_manifests_base_dir(tmp_path) -> None:
+    """A manifest whose sources are relative to its base directory (not to the temporary dump
+    the wrapper hands the tool): the same image, and one dump serves size and write."""
+    absolute, kw, sha = vectors.manifest_15_2(str(tmp_path))
+    manifest = Manifest([replace(e, source=os.path.relpath(e.source, tmp_path)) if e.kind == FILE else e
+                         for e in absolute], base_dir=str(tmp_path))
+    assert any(e.kind == FILE and not os.path.isabs(e.source or "/") for e in manifest)
+    native = NativeRedoxFS()
+    assert native.size_needed(manifest) == size_needed(manifest)
+    with open(tmp_path / "native.img", "w+b") as f:
+        native.write(f, manifest, offset=0, **kw)
+    assert _sha(tmp_path / "native.img") == sha
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,13 +2,12 @@
 comparison with the reference is native_integration_test.py)."""
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
 from redox_tools.errors import ToolError
-from redox_tools.manifest import DIR, FILE, Entry, Manifest
+from redox_tools.manifest import Manifest
 from redox_tools.redoxfs import native
 from redox_tools.redoxfs.format import RedoxFSError
 
@@ -55,19 +54,6 @@ def test_search_order(nowhere, monkeypatch) -> None:
     monkeypatch.setenv(native.ENV_VAR, env)
     assert native.find_writer(root=str(nowhere / "repo")) == env
     assert native.find_writer(make("explicit"), root=str(nowhere / "repo")) == str(nowhere / "explicit")
-
-
-def test_relative_sources_become_absolute_against_the_base_dir(tmp_path) -> None:
-    m = Manifest([
-        Entry("a", FILE, 0o644, source="src/a", sha256="0" * 64, size=1),
-        Entry("b", FILE, 0o644, source="/abs/b", sha256="1" * 64, size=1),
-        Entry("d", DIR, 0o755),
-    ], base_dir=str(tmp_path / "base"))
-    dumped = tmp_path / "m.json"
-    native._absolute_sources(m).dump(str(dumped))
-    loaded = Manifest.load(str(dumped))  # base dir: the dump's directory, which no source needs
-    assert [loaded.source_path(e) for e in loaded if e.kind == FILE] == [str(tmp_path / "base" / "src" / "a"), "/abs/b"]
-    assert [e["path"] for e in json.loads(dumped.read_text())["entries"]] == ["a", "b", "d"]
 
 
 def test_reference_argument_checks_come_first(tmp_path, monkeypatch) -> None:

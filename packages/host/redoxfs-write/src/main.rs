@@ -3,9 +3,10 @@
 //! manifest, size, offset, UUID and ctime, byte for byte, using every core.
 //!
 //!     redoxfs-write create --manifest M.json (-o IMG | --into FILE) --size SIZE [--offset BYTES]
-//!                          [--uuid HEX] [--ctime N] [-q]
-//!     redoxfs-write size --manifest M.json [--ctime N]
+//!                          [--uuid HEX] [--ctime N] [--base-dir DIR] [-q]
+//!     redoxfs-write size --manifest M.json [--ctime N] [--base-dir DIR]
 //!
+//! Relative `source`s are read from the manifest's directory, or from `--base-dir`.
 //! `-o IMG` writes a new sparse file under a temporary name beside IMG and renames it at the
 //! end (nothing is left behind on error); `--into FILE` writes bytes [offset, offset+size) of an
 //! existing file (a disk image) and nothing else. `--size` takes bytes or K/M/G/T (e.g. 64M), or
@@ -49,6 +50,7 @@ const MIB: u64 = 1 << 20;
 struct Args {
     cmd: String,
     manifest: Option<String>,
+    base_dir: Option<String>,
     output: Option<String>,
     into: Option<String>,
     size: Option<String>,
@@ -58,7 +60,7 @@ struct Args {
     quiet: bool,
 }
 
-const USAGE: &str = "usage: redoxfs-write create --manifest M.json (-o IMG | --into FILE) --size SIZE [--offset BYTES] [--uuid HEX] [--ctime N] [-q]\n       redoxfs-write size --manifest M.json [--ctime N]";
+const USAGE: &str = "usage: redoxfs-write create --manifest M.json (-o IMG | --into FILE) --size SIZE [--offset BYTES] [--uuid HEX] [--ctime N] [--base-dir DIR] [-q]\n       redoxfs-write size --manifest M.json [--ctime N] [--base-dir DIR]";
 
 fn parse_args(argv: &[String]) -> Result<Args, Error> {
     let mut it = argv.iter();
@@ -69,6 +71,7 @@ fn parse_args(argv: &[String]) -> Result<Args, Error> {
     let mut a = Args {
         cmd,
         manifest: None,
+        base_dir: None,
         output: None,
         into: None,
         size: None,
@@ -94,6 +97,7 @@ fn parse_args(argv: &[String]) -> Result<Args, Error> {
         };
         match name.as_str() {
             "--manifest" => a.manifest = Some(value()?),
+            "--base-dir" => a.base_dir = Some(value()?),
             "-o" | "--output" => a.output = Some(value()?),
             "--into" => a.into = Some(value()?),
             "--size" => a.size = Some(value()?),
@@ -254,7 +258,10 @@ fn create(a: &Args, m: &Manifest) -> Result<(), Error> {
 
 fn run(argv: &[String]) -> Result<(), Error> {
     let a = parse_args(argv)?;
-    let m = Manifest::load(a.manifest.as_deref().unwrap_or(""))?;
+    let mut m = Manifest::load(a.manifest.as_deref().unwrap_or(""))?;
+    if let Some(dir) = &a.base_dir {
+        m.base_dir = dir.clone();
+    }
     if a.cmd == "size" {
         let need = plan::plan(&m, a.ctime, threads())?.needed_blocks() * BLOCK_SIZE;
         println!("{need} bytes ({} MiB)", need.div_ceil(MIB));
