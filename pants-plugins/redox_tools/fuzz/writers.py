@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Tuple
 from redox_tools.manifest import DIR, FILE, SYMLINK, Entry, Manifest
 from redox_tools.redoxfs import RedoxFSError, size_needed, write_redoxfs
 from redox_tools.redoxfs.format import BLOCK_SIZE
+from redox_tools.redoxfs.native import first_difference
 
 RECORD = BLOCK_SIZE << 5
 # sizes around the layout's boundaries: inline limit 3967, records of 128 KiB, level-0 pointers
@@ -160,14 +161,6 @@ def _native_write(tool: str, case: Case, manifest_path: str, image: str) -> Tupl
     return res.returncode, res.stderr.strip()
 
 
-def _sha_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def run_case(tool: str, case: Case, work: str) -> Tuple[str, str]:
     """Write `case` with both writers in `work`; (outcome, detail)."""
     for src, data in case.corrupt_after:
@@ -195,23 +188,13 @@ def run_case(tool: str, case: Case, work: str) -> Tuple[str, str]:
         if py_error == native_error:
             return OUTCOMES[1], py_error or ""
         return OUTCOMES[2], f"{case.what}: python says {py_error!r}, native says {native_error!r}"
-    a, b = _sha_file(images[0]), _sha_file(images[1])
-    if a != b:
-        return OUTCOMES[2], f"{case.what}: images differ at block {_first_diff(images[0], images[1])}"
+    diff = first_difference(images[0], images[1], offset=case.offset)
+    if diff is not None:
+        return OUTCOMES[2], f"{case.what}: the images differ: {diff}"
     blocks = [os.stat(p).st_blocks for p in images]
     if abs(blocks[0] - blocks[1]) > 64:  # 512-byte units: the same holes, give or take the fs's allocation
         return OUTCOMES[2], f"{case.what}: same bytes but {blocks[0]} vs {blocks[1]} blocks on disk"
     return OUTCOMES[0], case.what
-
-
-def _first_diff(a: str, b: str) -> int:
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        i = 0
-        while True:
-            x, y = fa.read(BLOCK_SIZE), fb.read(BLOCK_SIZE)
-            if x != y or not x:
-                return i
-            i += 1
 
 
 def fuzz(tool: str, cases: int, seed: int, work: str, *, big_every: int = 10) -> Dict[str, List[str]]:
