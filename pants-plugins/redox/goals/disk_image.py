@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
-from pants.engine.addresses import Address, AddressInput
+from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -37,7 +37,6 @@ from redox.target_types import (
 from redox.util_rules.image_inputs import ImageTrees, ImageTreesRequest
 from redox.util_rules.redox_tools import RedoxToolProcess
 from redox.util_rules.references import FileReferenceRequest, ResolvedFile, parse_reference
-from redox.util_rules.staged_tree import StagedTree, StagedTreeRequest
 
 IMAGE_FORMAT = "qcow2"
 WRITER_DIR = "__redoxfs_write"
@@ -148,13 +147,11 @@ class RedoxfsWriterToolRequest:
 async def redoxfs_writer_tool(_: RedoxfsWriterToolRequest, image: RedoxImageSubsystem) -> RedoxfsWriterTool:
     if not image.redoxfs_writer:
         return RedoxfsWriterTool(EMPTY_DIGEST, ())
-    origin = "the option `[redox-image].redoxfs_writer`"
-    address = await Get(Address, AddressInput, parse_reference(image.redoxfs_writer, relative_to="", origin=origin))
-    tree = await Get(StagedTree, StagedTreeRequest(address, origin))
-    if WRITER_BIN not in tree.files:
-        raise PackageBuildError(f"{origin}: {address} installs no /{WRITER_BIN} (it installs {', '.join('/' + f for f in tree.files) or 'nothing'})")
-    digest = await Get(Digest, AddPrefix(tree.digest, WRITER_DIR))
-    return RedoxfsWriterTool(digest, ("--redoxfs-writer", f"{WRITER_DIR}/{WRITER_BIN}"))
+    # An `<address>[=<path>]` reference like the image fields'; the path defaults to the writer's.
+    value = image.redoxfs_writer if "=" in image.redoxfs_writer else f"{image.redoxfs_writer}={WRITER_BIN}"
+    tool = await Get(ResolvedFile, FileReferenceRequest(value, "", "the option `[redox-image].redoxfs_writer`"))
+    digest = await Get(Digest, AddPrefix(tool.digest, WRITER_DIR))
+    return RedoxfsWriterTool(digest, ("--redoxfs-writer", f"{WRITER_DIR}/{tool.path}"))
 
 
 @rule(desc="Assemble a Redox disk image", level=LogLevel.DEBUG)

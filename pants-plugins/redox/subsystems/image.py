@@ -27,7 +27,8 @@ class RedoxImageSubsystem(Subsystem):
         help=softwrap(
             """
             The package whose `bin/redoxfs-write` writes every disk image's RedoxFS (the project's
-            native writer, built for the build machine). It writes the same bytes as the Python
+            native writer, built for the build machine); `<address>=<path>` names another file
+            of the package. It writes the same bytes as the Python
             writer in `redox_tools.redoxfs`, several times faster. Set to the empty string to
             write RedoxFS in the image process itself with the Python writer (no Rust build).
             """
