@@ -220,7 +220,7 @@ def test_the_wrapper_reads_relative_sources_from_the_manifests_base_dir(tmp_path
     """A manifest whose sources are relative to its base directory (not to the temporary dump
     the wrapper hands the tool): the same image, and one dump serves size and write."""
     absolute, kw, sha = vectors.manifest_15_2(str(tmp_path))
-    manifest = Manifest([replace(e, source=os.path.relpath(e.source, tmp_path)) if e.kind == FILE else e
+    manifest = Manifest([replace(e, source=os.path.relpath(e.source or "", tmp_path)) if e.kind == FILE else e
                          for e in absolute], base_dir=str(tmp_path))
     assert any(e.kind == FILE and not os.path.isabs(e.source or "/") for e in manifest)
     native = NativeRedoxFS()
