@@ -36,6 +36,13 @@ class InspectError(FormatError):
     """A file inspect cannot make sense of."""
 
 
+def _link_target(reader: Any, path: str) -> str:
+    """" -> TARGET" of a symlink in a listing, or " -> (why it cannot be read)"."""
+    try:
+        return f" -> {reader.readlink(path)}"
+    except ToolError as e:
+        return f" -> ({e})"
+
 def human(n: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
@@ -129,10 +136,7 @@ def _rfs_walk(r: Any) -> List[str]:
         mode = st.filemode() if hasattr(st, "filemode") else f"{getattr(st, 'mode', 0) & 0o7777:04o}"
         line = f"  {mode} {getattr(st, 'uid', 0):>4} {getattr(st, 'gid', 0):>4} {getattr(st, 'size', 0):>10} {path}"
         if kind == "symlink" and hasattr(r, "readlink"):
-            try:
-                line += f" -> {r.readlink(path)}"
-            except ToolError as e:
-                line += f" -> ({e})"
+            line += _link_target(r, path)
         out.append(line)
     return out
 
@@ -158,10 +162,7 @@ def describe_initfs(data: bytes, listing: bool, indent: str = "  ") -> List[str]
             kind = {"file": "x" if st.executable else "-", "dir": "d", "symlink": "l"}.get(st.kind, "?")
             line = f"{indent}  {kind} {st.size:>10} /{path}"
             if st.kind == "symlink":
-                try:
-                    line += f" -> {r.readlink(path)}"
-                except ToolError as e:
-                    line += f" -> ({e})"
+                line += _link_target(r, path)
             lines.append(line)
     return lines
 
