@@ -182,9 +182,14 @@ def _sync() -> None:
     subprocess.run(["sync"], check=False)
 
 
-def _native_cmd(tool: str, mpath: str, img: str, size: int) -> List[str]:
-    """The native writer's leg: the whole process (start, manifest load, write) into `img`."""
-    return [tool, "create", "--manifest", mpath, "--into", img, "--size", str(size), "-q"]
+def _writer_leg(native: Optional[str], mpath: str, img: str, size: int, env: dict) -> Tuple[Leg, Optional[float]]:
+    """The writer's leg, the whole process (start, manifest load, write into `img`): the native
+    writer when `native` is its path, else the Python one, which also reports its write alone (s)."""
+    if native is not None:
+        leg, _ = _timed("writer", [native, "create", "--manifest", mpath, "--into", img, "--size", str(size), "-q"], env)
+        return leg, None
+    leg, out = _timed("writer", [sys.executable, "-c", CHILD, mpath, img, str(size)], env)
+    return leg, json.loads(out.strip().splitlines()[-1])["write_s"]
 
 
 def _memory(work: str, nfiles: int, image_mb: int, env: dict, native: Optional[str] = None) -> int:
@@ -203,12 +208,8 @@ def _memory(work: str, nfiles: int, image_mb: int, env: dict, native: Optional[s
     with open(img, "wb") as f:
         f.truncate(size)
     _sync()
-    if native is not None:
-        leg, _ = _timed("writer", _native_cmd(native, mpath, img, size), env)
-        alone = ""
-    else:
-        leg, out = _timed("writer", [sys.executable, "-c", CHILD, mpath, img, str(size)], env)
-        alone = f" (write alone {json.loads(out.strip().splitlines()[-1])['write_s']:.2f} s)"
+    leg, write_s = _writer_leg(native, mpath, img, size, env)
+    alone = f" (write alone {write_s:.2f} s)" if write_s is not None else ""
     print(f"writer: {leg.wall:.2f} s wall, cpu {leg.cpu:.2f} s{alone}, "
           f"peak RSS {leg.maxrss_kb / 1024:.0f} MiB  goal < 150 MiB for 100 000 files")
     return 0
@@ -287,12 +288,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         def writer() -> Tuple[Leg, str]:
             img = image("redoxfs")
             _sync()
-            if native is not None:
-                leg, _ = _timed("writer", _native_cmd(native, mpath, img, size), env)
-                return leg, img
-            leg, out = _timed("writer", [sys.executable, "-c", CHILD, mpath, img, str(size)], env)
-            fig = json.loads(out.strip().splitlines()[-1])
-            leg.detail = f"  (write alone {fig['write_s']:.2f} s = {mb / fig['write_s']:.0f} MB/s)"
+            leg, write_s = _writer_leg(native, mpath, img, size, env)
+            if write_s is not None:
+                leg.detail = f"  (write alone {write_s:.2f} s = {mb / write_s:.0f} MB/s)"
             return leg, img
 
         def other(name: str) -> Leg:
