@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from redox_tools import fat
+from redox_tools.formats import fat
 from redox_tools.image.diskimage_test import PLUGINS, build
 from redox_tools.manifest import Manifest
 from redox_tools.safeio import atomic_output, copy_new, create_new

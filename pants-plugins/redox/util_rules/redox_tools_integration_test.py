@@ -35,7 +35,7 @@ def rule_runner() -> RuleRunner:
 
 def test_a_tool_runs_although_the_repo_has_a_bad_build_file_and_an_absolute_symlink(rule_runner: RuleRunner) -> None:
     process = rule_runner.request(
-        Process, [RedoxToolProcess(module="redox_tools.fat", args=("--help",), description="fat --help")]
+        Process, [RedoxToolProcess(module="redox_tools.formats.fat", args=("--help",), description="fat --help")]
     )
     result = rule_runner.request(FallibleProcessResult, [process])
     assert result.exit_code == 0, result.stderr.decode()

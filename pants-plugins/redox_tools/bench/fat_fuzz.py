@@ -17,8 +17,8 @@ import time
 import traceback
 from typing import Any, Counter, Dict, List, Optional, Sequence, Tuple
 
-from redox_tools import fat
-from redox_tools.fat import FatError, FatReader
+from redox_tools.formats import fat
+from redox_tools.formats.fat import FatError, FatReader
 
 MiB = 1 << 20
 

@@ -19,8 +19,8 @@ import uuid
 import zlib
 from typing import Any, Counter, Dict, List, Optional, Sequence
 
-from redox_tools import gpt
-from redox_tools.gpt import GptError, Partition
+from redox_tools.formats import gpt
+from redox_tools.formats.gpt import GptError, Partition
 
 SIZE = 1 << 20
 LAST = SIZE // 512 - 1

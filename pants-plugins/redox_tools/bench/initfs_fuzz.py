@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import List, Optional, Sequence, Tuple
 
-from redox_tools.initfs import (
+from redox_tools.formats.initfs import (
     TYPE_EXEC, TYPE_FILE, TYPE_SYMLINK, InitfsError, InitfsReader, build_initfs,
 )
 from redox_tools.manifest import DIR, FILE, SYMLINK, Entry, Manifest

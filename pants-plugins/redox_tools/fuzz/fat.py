@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from typing import List, Optional, Tuple
 
-from redox_tools.fat import ATTR_DIRECTORY, ATTR_LFN, ATTR_VOLUME_ID, BAD, EOC, FAT12, FAT32, FatReader
+from redox_tools.formats.fat import ATTR_DIRECTORY, ATTR_LFN, ATTR_VOLUME_ID, BAD, EOC, FAT12, FAT32, FatReader
 
 
 class FatModel:

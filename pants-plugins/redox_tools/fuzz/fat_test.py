@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from redox_tools import fat
+from redox_tools.formats import fat
 from redox_tools.image.diskimage_test import PLUGINS
-from redox_tools.fat import FatError, FatReader
+from redox_tools.formats.fat import FatError, FatReader
 from redox_tools.fuzz.fat import FatModel, fsck_rejects, have_fsck
 from redox_tools.fuzz.harness import ACCEPTED, CLEAN, CORRUPT, MEMORY, OTHER
 from redox_tools.fuzz.targets import bounded, fuzz_fat
@@ -156,7 +156,7 @@ def test_non_utf8_file_name_is_one_line_error(tmp_path) -> None:
     name = b"a\xff.txt"
     src = tmp_path / "src.txt"
     src.write_bytes(b"x")
-    p = subprocess.run([sys.executable, "-m", "redox_tools.fat", "create", "-o", str(tmp_path / "o.img"), "--size", "1M",
+    p = subprocess.run([sys.executable, "-m", "redox_tools.formats.fat", "create", "-o", str(tmp_path / "o.img"), "--size", "1M",
                         name + b"=" + bytes(src)], cwd=PLUGINS, capture_output=True)
     err = p.stderr.decode("utf-8", "replace").strip().splitlines()
     assert p.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and "not valid Unicode" in err[0]

@@ -18,8 +18,8 @@ import uuid
 import zlib
 from typing import Tuple
 
-from redox_tools import gpt
-from redox_tools.gpt import Partition
+from redox_tools.formats import gpt
+from redox_tools.formats.gpt import Partition
 
 SIZE = 1 << 20
 

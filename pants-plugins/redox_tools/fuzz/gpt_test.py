@@ -10,7 +10,7 @@ import pytest
 from redox_tools.fuzz.gpt import have_sgdisk, resign, seed_image, sgdisk_rejects
 from redox_tools.fuzz.harness import ACCEPTED, CLEAN, CORRUPT, MEMORY, OTHER
 from redox_tools.fuzz.targets import bounded, fuzz_gpt
-from redox_tools.gpt import GptError, read_gpt
+from redox_tools.formats.gpt import GptError, read_gpt
 
 LAST = (1 << 20) // 512 - 1
 

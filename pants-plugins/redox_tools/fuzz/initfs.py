@@ -8,7 +8,7 @@ import random
 import struct
 from typing import List, Tuple
 
-from redox_tools.initfs import DIRENT_SIZE, INODE_SIZE, TYPE_DIR, InitfsReader
+from redox_tools.formats.initfs import DIRENT_SIZE, INODE_SIZE, TYPE_DIR, InitfsReader
 
 # header fields (offset, format): inode_table_offset, initfs_size, inode_count, root_inode, page_size
 HEADER = [(0x08, "<I"), (0x0C, "<Q"), (0x14, "<H"), (0x16, "<H"), (0x18, "<H")]

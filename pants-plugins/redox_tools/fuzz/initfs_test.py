@@ -9,7 +9,7 @@ from redox_tools.bench.initfs_fuzz import base_images
 from redox_tools.fuzz.harness import ACCEPTED, CLEAN, CORRUPT, MEMORY, OTHER
 from redox_tools.fuzz.initfs import InitfsModel
 from redox_tools.fuzz.targets import bounded, fuzz_initfs
-from redox_tools.initfs import InitfsError, InitfsReader
+from redox_tools.formats.initfs import InitfsError, InitfsReader
 
 
 @pytest.fixture(scope="module")

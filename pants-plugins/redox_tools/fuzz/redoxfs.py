@@ -13,7 +13,7 @@ import struct
 from typing import Dict, List, Set, Tuple
 
 from redox_tools.redoxfs.format import BLOCK_SIZE, H_ENC_HASH, H_HASH, HEADER_RING, SIGNATURE
-from redox_tools.seahash import seahash
+from redox_tools.formats.seahash import seahash
 
 U64 = struct.Struct("<Q")
 # (offset, size) of the node fields mode..flags (NODE_STRUCT "<HIIIQQQIQIQIII")

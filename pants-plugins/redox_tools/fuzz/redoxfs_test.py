@@ -15,7 +15,7 @@ from redox_tools.image.inspect import inspect_image
 from redox_tools.manifest import Manifest
 from redox_tools.redoxfs import RedoxFSError, RedoxFSReader, write_redoxfs
 from redox_tools.redoxfs import vectors
-from redox_tools.seahash import seahash
+from redox_tools.formats.seahash import seahash
 
 MiB = 1 << 20
 

@@ -31,7 +31,7 @@ def bounded(target: Callable[..., Tally], cases: int, seed: int = 1, **kw: objec
 
 
 def fuzz_fat(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int = 0) -> Tally:
-    from redox_tools import fat
+    from redox_tools.formats import fat
     from redox_tools.bench.fat_fuzz import FILES
     from redox_tools.fuzz.fat import FatModel, fsck_rejects, have_fsck
 
@@ -61,7 +61,7 @@ def fuzz_fat(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int = 0) 
 
 def fuzz_gpt(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int = 0) -> Tally:
     from redox_tools.fuzz.gpt import have_sgdisk, mutate, seed_image, sgdisk_rejects
-    from redox_tools.gpt import GptError, read_gpt
+    from redox_tools.formats.gpt import GptError, read_gpt
 
     base = seed_image()
     rng = random.Random(seed)
@@ -78,7 +78,7 @@ def fuzz_gpt(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int = 0) 
 def fuzz_initfs(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int = 0) -> Tally:
     from redox_tools.bench.initfs_fuzz import base_images, exercise
     from redox_tools.fuzz.initfs import InitfsModel
-    from redox_tools.initfs import TYPE_EXEC, TYPE_FILE, InitfsError, InitfsReader
+    from redox_tools.formats.initfs import TYPE_EXEC, TYPE_FILE, InitfsError, InitfsReader
 
     models = [InitfsModel(b) for b in base_images()]
     rng = random.Random(seed)
@@ -133,7 +133,7 @@ def fuzz_redoxfs(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int =
 
 def _disk_seed(tmp: str) -> bytes:
     from redox_tools.image.diskimage import create_disk_image
-    from redox_tools.initfs import build_initfs
+    from redox_tools.formats.initfs import build_initfs
     from redox_tools.manifest import Manifest
 
     it = os.path.join(tmp, "it", "etc", "init.d")
@@ -163,7 +163,7 @@ def fuzz_inspect(cases: int, seed: int = 1, *, judge: bool = True, hang_s: int =
     from redox_tools.fuzz.fat import FatModel
     from redox_tools.fuzz.gpt import mutate as gpt_mutate
     from redox_tools.fuzz.redoxfs import RfsModel
-    from redox_tools.gpt import read_gpt
+    from redox_tools.formats.gpt import read_gpt
     from redox_tools.errors import ToolError
     from redox_tools.image.inspect import inspect_image
 

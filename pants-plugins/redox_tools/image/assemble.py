@@ -30,7 +30,8 @@ import os
 from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
-from redox_tools import initfs, qcow2
+from redox_tools import qcow2
+from redox_tools.formats import initfs
 from redox_tools.image import diskimage, driver_filter
 from redox_tools.errors import ManifestError, ToolError, run_main
 from redox_tools.redoxfs.native import NativeRedoxFS

@@ -10,11 +10,11 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from redox_tools import gpt
+from redox_tools.formats import gpt
 from redox_tools.image import assemble
 from redox_tools.image.assemble import main, parse_file, parse_tree, root_manifest
 from redox_tools.errors import ManifestError, ToolError
-from redox_tools.initfs import InitfsReader
+from redox_tools.formats.initfs import InitfsReader
 
 PLUGINS = Path(__file__).resolve().parents[2]
 EPOCH = 1700000000
@@ -180,7 +180,7 @@ def test_source_date_epoch_from_environment(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from redox_tools import initfs_integration_test as it
+    from redox_tools.formats import initfs_integration_test as it
 
     if it.RUSTC is None or it.LLD is None:
         pytest.skip("/usr/bin/rustc or ld.lld not installed")

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
-from redox_tools import fat, gpt
+from redox_tools.formats import fat, gpt
 from redox_tools.errors import FormatError, ToolError, run_main
 from redox_tools.manifest import FILE, Manifest
 from redox_tools.safeio import atomic_output

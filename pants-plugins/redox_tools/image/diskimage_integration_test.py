@@ -12,7 +12,7 @@ import pytest
 
 from redox_tools.image import diskimage
 from redox_tools.image.diskimage_test import EFI_APP, PLUGINS, StandIn, build, make_root
-from redox_tools.fat_integration_test import assert_fsck_clean
+from redox_tools.formats.fat_integration_test import assert_fsck_clean
 
 MiB = 1 << 20
 ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1")

@@ -10,10 +10,10 @@ from typing import Any, Dict, List
 
 import pytest
 
-from redox_tools import gpt
+from redox_tools.formats import gpt
 from redox_tools.image import diskimage
 from redox_tools.image.diskimage import DiskImageError, create_disk_image, parse_size
-from redox_tools.fat import FatReader
+from redox_tools.formats.fat import FatReader
 from redox_tools.manifest import Entry, Manifest
 
 MiB = 1 << 20

@@ -21,7 +21,8 @@ import tempfile
 import uuid
 from typing import Any, BinaryIO, List, Optional, Sequence, Tuple
 
-from redox_tools import fat, gpt, qcow2
+from redox_tools import qcow2
+from redox_tools.formats import fat, gpt
 from redox_tools.errors import FormatError, ToolError, run_main
 
 MiB = 1 << 20
@@ -69,7 +70,7 @@ def _rfs_header_fields(b: bytes) -> Optional[dict]:
     enc = b[4072:4088]
     valid: Optional[bool] = None
     try:
-        from redox_tools.seahash import seahash
+        from redox_tools.formats.seahash import seahash
 
         valid = seahash(b[:4072]) == stored_hash
     except ImportError:
@@ -143,7 +144,7 @@ def _rfs_walk(r: Any) -> List[str]:
 
 def describe_initfs(data: bytes, listing: bool, indent: str = "  ") -> List[str]:
     try:
-        from redox_tools.initfs import InitfsReader
+        from redox_tools.formats.initfs import InitfsReader
     except ImportError as e:
         return [f"{indent}(initfs reader not available: {e})"]
     try:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from redox_tools import fat
+from redox_tools.formats import fat
 from redox_tools.image.diskimage_test import PLUGINS, build, make_root
 from redox_tools.image.inspect import InspectError, inspect_image
 from redox_tools.manifest import Manifest
@@ -23,7 +23,7 @@ def have(mod: str, name: str) -> bool:
 
 
 HAVE_RFS = have("redox_tools.redoxfs", "write_redoxfs") and have("redox_tools.redoxfs", "RedoxFSReader")
-HAVE_INITFS = have("redox_tools.initfs", "build_initfs")
+HAVE_INITFS = have("redox_tools.formats.initfs", "build_initfs")
 
 
 def tiny_elf(entry: int = 0x401000) -> bytes:
@@ -53,11 +53,11 @@ def test_no_redoxfs_reader_is_one_line_note(tmp_path, monkeypatch):
         f.seek(2 * MiB)
         f.write(bytes(8))
     assert "RedoxFS: none found" in inspect_image(str(out))
-    monkeypatch.setitem(sys.modules, "redox_tools.initfs", None)
+    monkeypatch.setitem(sys.modules, "redox_tools.formats.initfs", None)
     from redox_tools.image.inspect import describe_initfs
 
     assert describe_initfs(b"RedoxFtw", True) == [
-        "  (initfs reader not available: import of redox_tools.initfs halted; None in sys.modules)"
+        "  (initfs reader not available: import of redox_tools.formats.initfs halted; None in sys.modules)"
     ]
 
 
@@ -82,7 +82,7 @@ def test_garbage_and_cli(tmp_path):
 
 @pytest.mark.skipif(not HAVE_INITFS, reason="initfs writer not available")
 def test_bare_initfs(tmp_path):
-    from redox_tools.initfs import build_initfs
+    from redox_tools.formats.initfs import build_initfs
 
     tree = tmp_path / "t"
     (tree / "bin").mkdir(parents=True)
@@ -99,7 +99,7 @@ def test_bare_initfs(tmp_path):
 @pytest.mark.skipif(not (HAVE_RFS and HAVE_INITFS), reason="RedoxFS/initfs writers not available")
 def test_real_disk_tree_and_initfs(tmp_path):
     from redox_tools.image.diskimage import create_disk_image
-    from redox_tools.initfs import build_initfs
+    from redox_tools.formats.initfs import build_initfs
     from redox_tools.redoxfs import write_redoxfs
 
     it = tmp_path / "it"

@@ -14,7 +14,7 @@ from redox_tools.redoxfs import write_redoxfs
 from redox_tools.redoxfs.format import BLOCK_SIZE, RedoxFSError, name_hash, name_hashes
 from redox_tools.redoxfs.reader import RedoxFSReader
 from redox_tools.redoxfs.writer import _Node, _read_file
-from redox_tools.seahash import seahash, seahash_arrays, seahash_many, seahash_reference
+from redox_tools.formats.seahash import seahash, seahash_arrays, seahash_many, seahash_reference
 
 
 def test_seahash_arrays_non_contiguous_rows() -> None:

@@ -5,7 +5,7 @@ import struct
 from typing import List, Sequence, Tuple
 
 from redox_tools.errors import FormatError
-from redox_tools.seahash import seahash, seahash_many
+from redox_tools.formats.seahash import seahash, seahash_many
 
 
 class RedoxFSError(FormatError):

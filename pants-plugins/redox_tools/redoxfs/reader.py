@@ -59,7 +59,7 @@ from redox_tools.redoxfs.format import (
     name_hash,
     uuid_str,
 )
-from redox_tools.seahash import BATCH_MIN_ROWS, seahash, seahash_rows
+from redox_tools.formats.seahash import BATCH_MIN_ROWS, seahash, seahash_rows
 
 __all__ = ["RedoxFSReader", "RedoxStat", "CheckReport", "NotFoundError"]
 

@@ -14,7 +14,7 @@ from redox_tools.redoxfs.format import (
     record_level_for,
 )
 from redox_tools.redoxfs.reader import NotFoundError
-from redox_tools.seahash import seahash
+from redox_tools.formats.seahash import seahash
 
 
 @pytest.fixture(scope="module")

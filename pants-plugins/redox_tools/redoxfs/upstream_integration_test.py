@@ -15,7 +15,8 @@ from typing import Dict, List
 
 import pytest
 
-from redox_tools import gpt, qcow2
+from redox_tools import qcow2
+from redox_tools.formats import gpt
 from redox_tools.bench.redoxfs_throughput import make_tree
 from redox_tools.manifest import Manifest
 from redox_tools.redoxfs import RedoxFSError, RedoxFSReader, size_needed, vectors, write_redoxfs

@@ -5,7 +5,7 @@
 HTree, BlockLists, tree lists, allocation log), then streams file contents in id order in
 bounded batches: each batch reads its records straight into numpy staging arrays (inline
 contents straight into the node blocks), hashes its records (the `seahash` library, through
-`redox_tools.seahash`), builds the finished node blocks, and writes contiguous disk runs with
+`redox_tools.formats.seahash`), builds the finished node blocks, and writes contiguous disk runs with
 `os.pwritev`. Only blocks that carry data are written (all-zero data pages are left as holes),
 so the image stays sparse; peak memory is bounded by the batch budget (~32 MiB of staged data,
 two sets of buffers) whatever the image or file sizes.
@@ -70,7 +70,7 @@ from redox_tools.redoxfs.format import (
     next_node_id,
     record_level_for,
 )
-from redox_tools.seahash import seahash, seahash_arrays, seahash_rows
+from redox_tools.formats.seahash import seahash, seahash_arrays, seahash_rows
 
 __all__ = ["write_redoxfs", "check_write_args", "size_needed", "default_uuid", "MIN_FREE_BLOCKS"]
 

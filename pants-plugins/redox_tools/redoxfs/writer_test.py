@@ -12,7 +12,7 @@ from redox_tools.redoxfs import RedoxFSError, RedoxFSReader, size_needed, write_
 from redox_tools.redoxfs import vectors
 from redox_tools.redoxfs.tree_testutil import Tree
 from redox_tools.redoxfs.format import BLOCK_SIZE, name_hash
-from redox_tools.seahash import seahash
+from redox_tools.formats.seahash import seahash
 
 
 def _write_image(path: str, m: Manifest, size: int, offset: int = 0, **kw) -> bytes:

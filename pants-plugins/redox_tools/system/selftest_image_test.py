@@ -7,8 +7,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from redox_tools import gpt, qcow2
-from redox_tools.initfs import InitfsReader
+from redox_tools import qcow2
+from redox_tools.formats import gpt
+from redox_tools.formats.initfs import InitfsReader
 from redox_tools.redoxfs import RedoxFSReader
 
 IMAGE = "images/selftest.qcow2"  # the test target's runtime_package_dependencies build it

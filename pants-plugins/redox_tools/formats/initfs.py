@@ -18,10 +18,10 @@ API:
     InitfsReader(data).header / .listdir(p) / .read(p) / .readlink(p) / .stat(p) / .walk() / .check()
 
 CLI:
-    python -m redox_tools.initfs create --manifest M.json --bootstrap ELF -o OUT [--max-size N]
-    python -m redox_tools.initfs ls IMG [PATH] [-l]
-    python -m redox_tools.initfs cat IMG PATH
-    python -m redox_tools.initfs info IMG
+    python -m redox_tools.formats.initfs create --manifest M.json --bootstrap ELF -o OUT [--max-size N]
+    python -m redox_tools.formats.initfs ls IMG [PATH] [-l]
+    python -m redox_tools.formats.initfs cat IMG PATH
+    python -m redox_tools.formats.initfs info IMG
 """
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def check_bootstrap(elf: bytes) -> int:
     if entry == 0:
         raise InitfsError("bootstrap ELF has entry point 0 (the kernel refuses it; was the link missing --entry/_start?)")
     if elf[4] == 2:  # ELF64: check the segments as well
-        from redox_tools.elf import ET_DYN, ET_REL, PT_LOAD, ElfError, ElfFile
+        from redox_tools.formats.elf import ET_DYN, ET_REL, PT_LOAD, ElfError, ElfFile
 
         try:
             parsed = ElfFile(elf, name="bootstrap")
@@ -681,7 +681,7 @@ def _ls_line(path: str, st: InitfsStat, reader: InitfsReader, full: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redox_tools.initfs", description="Redox initfs (RedoxFtw rev C) tool")
+    ap = argparse.ArgumentParser(prog="python -m redox_tools.formats.initfs", description="Redox initfs (RedoxFtw rev C) tool")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create", help="write an initfs from a manifest and a bootstrap ELF")
     c.add_argument("--manifest", required=True)

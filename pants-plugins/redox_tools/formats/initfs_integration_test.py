@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from redox_tools.elf import ElfFile
-from redox_tools.initfs import InitfsError, InitfsReader, main, write_initfs
+from redox_tools.formats.elf import ElfFile
+from redox_tools.formats.initfs import InitfsError, InitfsReader, main, write_initfs
 from redox_tools.manifest import Manifest
 
 RUSTC = "/usr/bin/rustc" if os.path.exists("/usr/bin/rustc") else None

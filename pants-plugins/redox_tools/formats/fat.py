@@ -21,10 +21,10 @@ Reader: `FatReader(fh, offset=0, size=None)` with `listdir`, `stat`, `read`, `wa
 malformed volume it raises `FatError` only.
 
 CLI:
-    python -m redox_tools.fat create -o ESP.img --size 1M [--volume-id HEX] [--label L]
+    python -m redox_tools.formats.fat create -o ESP.img --size 1M [--volume-id HEX] [--label L]
         [--source-date-epoch N] DEST=SRC ...
-    python -m redox_tools.fat ls IMG [--offset N]
-    python -m redox_tools.fat cat IMG PATH [--offset N]
+    python -m redox_tools.formats.fat ls IMG [--offset N]
+    python -m redox_tools.formats.fat cat IMG PATH [--offset N]
 """
 from __future__ import annotations
 
@@ -554,6 +554,8 @@ def _write_nonzero(out: BinaryIO, offset: int, data: bytes, assume_zeroed: bool)
 
 
 def _hash_inputs(root: _Node, size: int, label: str, epoch: Optional[int]) -> bytes:
+    # The label is frozen (it predates the move to redox_tools.formats): changing it changes every
+    # derived volume id, and so every image's bytes.
     h = hashlib.sha256(b"redox_tools.fat v1\0")
     h.update(f"{size}\0{label}\0{epoch}\0".encode())
     for n in _walk_nodes(root):
@@ -1223,7 +1225,7 @@ def _parse_int_size(s: str) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redox_tools.fat", description="FAT (ESP) writer and reader")
+    ap = argparse.ArgumentParser(prog="python -m redox_tools.formats.fat", description="FAT (ESP) writer and reader")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create", help="write a standalone FAT image")
     c.add_argument("-o", "--output", required=True)

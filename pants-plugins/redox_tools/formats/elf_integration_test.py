@@ -10,7 +10,7 @@ from typing import Dict, List
 
 import pytest
 
-from redox_tools.elf import ET_EXEC, ET_REL, EM_X86_64, PT_LOAD, ElfFile, read_elf
+from redox_tools.formats.elf import ET_EXEC, ET_REL, EM_X86_64, PT_LOAD, ElfFile, read_elf
 
 READELF = shutil.which("llvm-readelf-22") or shutil.which("llvm-readelf")
 CLANG = shutil.which("clang-22")

@@ -10,7 +10,7 @@ CRC-32 (zlib) over the 92-byte header and the 16 KiB array, GUIDs in mixed-endia
 Writing skips all-zero sectors: the target must be a freshly truncated (sparse) file, or pass
 `assume_zeroed=False`.
 
-CLI: python -m redox_tools.gpt IMG   (prints the partition table)
+CLI: python -m redox_tools.formats.gpt IMG   (prints the partition table)
 """
 from __future__ import annotations
 
@@ -377,7 +377,7 @@ def read_gpt(fh: BinaryIO, disk_size: Optional[int] = None, *, check_backup: boo
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redox_tools.gpt", description="print a GPT partition table")
+    ap = argparse.ArgumentParser(prog="python -m redox_tools.formats.gpt", description="print a GPT partition table")
     ap.add_argument("image")
     a = ap.parse_args(argv)
     try:

@@ -13,7 +13,7 @@ from typing import Union
 import pytest
 
 from redox_tools.errors import ManifestError
-from redox_tools.initfs import (
+from redox_tools.formats.initfs import (
     DEFAULT_MAX_SIZE, PAGE_SIZE, TYPE_DIR, TYPE_EXEC, TYPE_FILE, InitfsError, InitfsReader,
     bootstrap_entry, build_initfs, check_bootstrap, main, stored_symlink_target, write_initfs,
 )
@@ -467,11 +467,11 @@ def test_cli_create_ls_cat_info(tmp_path: Path, capsys: pytest.CaptureFixture) -
 def test_cli_subprocess_cat_and_clean_error(tmp_path: Path) -> None:
     img = tmp_path / "initfs.img"
     img.write_bytes(spec_image())
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    ok = subprocess.run([sys.executable, "-m", "redox_tools.initfs", "cat", str(img), "sh"], capture_output=True, env=env)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    ok = subprocess.run([sys.executable, "-m", "redox_tools.formats.initfs", "cat", str(img), "sh"], capture_output=True, env=env)
     assert ok.returncode == 0 and ok.stdout == INIT
-    bad = subprocess.run([sys.executable, "-m", "redox_tools.initfs", "cat", str(img), "nope"], capture_output=True, env=env, text=True)
+    bad = subprocess.run([sys.executable, "-m", "redox_tools.formats.initfs", "cat", str(img), "nope"], capture_output=True, env=env, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.splitlines()) == 1
     img.write_bytes(b"garbage" * 10)
-    bad = subprocess.run([sys.executable, "-m", "redox_tools.initfs", "ls", str(img)], capture_output=True, env=env, text=True)
+    bad = subprocess.run([sys.executable, "-m", "redox_tools.formats.initfs", "ls", str(img)], capture_output=True, env=env, text=True)
     assert bad.returncode == 2 and "bad magic" in bad.stderr and "Traceback" not in bad.stderr

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from redox_tools import gpt
-from redox_tools.gpt import EFI_SYSTEM, LINUX_FS, BIOS_BOOT, GptError, Partition
+from redox_tools.formats import gpt
+from redox_tools.formats.gpt import EFI_SYSTEM, LINUX_FS, BIOS_BOOT, GptError, Partition
 
 S64 = 64 * 1024 * 1024
 DISK_GUID = "11111111-2222-3333-4444-555555555555"

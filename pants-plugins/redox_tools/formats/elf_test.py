@@ -6,7 +6,7 @@ from typing import Sequence, Tuple
 
 import pytest
 
-from redox_tools.elf import (
+from redox_tools.formats.elf import (
     EM_X86_64, ET_EXEC, PF_R, PF_X, PT_LOAD, SHT_NOBITS, SHT_PROGBITS, ElfError, ElfFile, main,
 )
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redox_tools.seahash import seahash, seahash_arrays, seahash_many, seahash_reference, seahash_rows
+from redox_tools.formats.seahash import seahash, seahash_arrays, seahash_many, seahash_reference, seahash_rows
 
 # docs/formats/redoxfs.md §3, computed with the real seahash 4.1.0 crate
 VECTORS = [

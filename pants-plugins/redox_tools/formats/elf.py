@@ -5,7 +5,7 @@ program headers, sections with names, .symtab/.dynsym symbols) and to take a boo
 `e_entry` for the initfs header. Anything malformed raises `ElfError`, never an IndexError,
 struct.error or the like.
 
-CLI: `python -m redox_tools.elf FILE [--symbols]` prints a summary.
+CLI: `python -m redox_tools.formats.elf FILE [--symbols]` prints a summary.
 """
 from __future__ import annotations
 
@@ -316,7 +316,7 @@ def read_elf(path: str) -> ElfFile:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redox_tools.elf", description="Summarise an ELF64 file.")
+    ap = argparse.ArgumentParser(prog="python -m redox_tools.formats.elf", description="Summarise an ELF64 file.")
     ap.add_argument("file")
     ap.add_argument("--symbols", action="store_true", help="also list .symtab and .dynsym")
     args = ap.parse_args(argv)

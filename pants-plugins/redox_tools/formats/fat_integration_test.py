@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from redox_tools import fat
-from redox_tools.fat import FatReader
+from redox_tools.formats import fat
+from redox_tools.formats.fat import FatReader
 
 MiB = 1 << 20
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from redox_tools import fat
-from redox_tools.fat import FatError, FatReader
+from redox_tools.formats import fat
+from redox_tools.formats.fat import FatError, FatReader
 
 MiB = 1 << 20
 EFI = "EFI/BOOT/BOOTX64.EFI"
@@ -106,6 +106,11 @@ def test_deterministic_and_volume_id_from_content():
     c = build(files={EFI: b"MZ" + bytes(99)})
     assert a[39:43] != c[39:43]
     assert FatReader(io.BytesIO(build(volume_id=0xCAFEBABE))).volume_id == 0xCAFEBABE
+
+
+def test_derived_volume_id_is_stable():
+    # Pinned: the id is part of every image's bytes (its seed label must not follow module moves).
+    assert FatReader(io.BytesIO(build())).volume_id == 0x0AF4F313
 
 
 def test_write_at_offset_and_sparse_writes():
