@@ -1,7 +1,7 @@
 """Mutation fuzzing of the FAT reader: every case must either read cleanly or raise FatError
 (no other exception, no hang).
 
-    python -m redox_tools.bench.fat_fuzz [-n 10000] [--seed 1]
+    python -m redox_tools.bench.fat_fuzz [--cases 10000] [--seed 1]
 
 Seeds are FAT12 (1 MiB), FAT16 (8 MiB) and FAT32 (34 MiB, forced) volumes with nested
 directories, long names and multi-cluster files; mutations hit the BPB, the FATs, the
@@ -9,16 +9,14 @@ directories, random bytes, and truncate the image.
 """
 from __future__ import annotations
 
-import argparse
-import collections
 import io
 import random
-import time
-import traceback
-from typing import Any, Counter, Dict, List, Optional, Sequence, Tuple
+from functools import partial
+from typing import List, Optional, Sequence, Tuple
 
 from redox_tools.formats import fat
 from redox_tools.formats.fat import FatError, FatReader
+from redox_tools.fuzz.harness import Tally, bench_main, run_case
 
 MiB = 1 << 20
 
@@ -73,56 +71,27 @@ def mutate(rng: random.Random, base: bytes, geo: fat.FatGeometry) -> bytes:
     return bytes(d)
 
 
-def exercise(data: bytes) -> str:
-    try:
-        r = FatReader(io.BytesIO(data))
-        for _p, e in r.walk():
-            if not e.is_dir:
-                r.read_entry(e)
-        r.listdir("/")
-        return "ok"
-    except FatError:
-        return "FatError"
+def exercise(data: bytes) -> None:
+    r = FatReader(io.BytesIO(data))
+    for _p, e in r.walk():
+        if not e.is_dir:
+            r.read_entry(e)
+    r.listdir("/")
 
 
-def run(n: int, seed: int = 1, *, raise_crash: bool = True) -> Dict[str, Any]:
+def run(cases: int, seed: int = 1, *, hang_s: int = 0) -> Tally:
+    """`cases` mutations of the seeds in turn; the tally of their outcomes (FatError is clean)."""
     rng = random.Random(seed)
     bases = seeds()
-    counts: Counter[str] = collections.Counter()
-    crashes: List[str] = []
-    slowest = 0.0
-    t0 = time.perf_counter()
-    for i in range(n):
+    tally = Tally("fat")
+    for i in range(cases):
         name, base, geo = bases[i % len(bases)]
-        data = mutate(rng, base, geo)
-        t = time.perf_counter()
-        try:
-            res = exercise(data)
-        except Exception as e:  # anything but FatError is a reader bug
-            if raise_crash:
-                raise
-            res = "CRASH"
-            crashes.append(f"case {i} ({name}): {type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
-        slowest = max(slowest, time.perf_counter() - t)
-        counts[f"{name}:{res}"] += 1
-    return dict(cases=n, seconds=time.perf_counter() - t0, slowest_case=slowest, counts=dict(counts), crashes=crashes)
+        run_case(tally, f"case {i} ({name})", partial(exercise, mutate(rng, base, geo)), (FatError,), hang_s=hang_s)
+    return tally
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redox_tools.bench.fat_fuzz")
-    ap.add_argument("-n", type=int, default=10000)
-    ap.add_argument("--seed", type=int, default=1)
-    a = ap.parse_args(argv)
-    res = run(a.n, a.seed, raise_crash=False)
-    print(f"fat_fuzz: {res['cases']} cases in {res['seconds']:.1f} s "
-          f"({res['cases'] / res['seconds']:.0f}/s), slowest case {res['slowest_case'] * 1000:.1f} ms")
-    for k, v in sorted(res["counts"].items()):
-        print(f"  {k:<16} {v}")
-    crashes = res["crashes"]
-    print(f"  crashes (non-FatError): {len(crashes)}")
-    for c in crashes[:5]:
-        print(c)
-    return 1 if crashes else 0
+    return bench_main("redox_tools.bench.fat_fuzz", __doc__, run, argv)
 
 
 if __name__ == "__main__":

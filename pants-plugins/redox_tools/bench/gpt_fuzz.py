@@ -1,6 +1,6 @@
 """Mutation fuzzing of the GPT reader: every case must read or raise GptError (nothing else).
 
-    python -m redox_tools.bench.gpt_fuzz [-n 10000] [--seed 1]
+    python -m redox_tools.bench.gpt_fuzz [--cases 10000] [--seed 1]
 
 The seed is a 1 MiB disk with a Redox-like table. Mutations hit the MBR, the primary header,
 the array, the backup; about half of the cases re-sign the header/array CRCs so that the
@@ -8,19 +8,17 @@ checks behind the CRCs (sizes, LBAs, overlaps, backup consistency) are reached.
 """
 from __future__ import annotations
 
-import argparse
-import collections
 import io
 import random
 import struct
-import time
-import traceback
 import uuid
 import zlib
-from typing import Any, Counter, Dict, List, Optional, Sequence
+from functools import partial
+from typing import Optional, Sequence
 
 from redox_tools.formats import gpt
 from redox_tools.formats.gpt import GptError, Partition
+from redox_tools.fuzz.harness import Tally, bench_main, run_case
 
 SIZE = 1 << 20
 LAST = SIZE // 512 - 1
@@ -84,51 +82,20 @@ def mutate(rng: random.Random, base: bytes) -> bytes:
     return bytes(d)
 
 
-def exercise(data: bytes, check_backup: bool) -> str:
-    try:
-        gpt.read_gpt(io.BytesIO(data), check_backup=check_backup)
-        return "ok"
-    except GptError:
-        return "GptError"
-
-
-def run(n: int, seed: int = 1, *, raise_crash: bool = True) -> Dict[str, Any]:
+def run(cases: int, seed: int = 1, *, hang_s: int = 0) -> Tally:
+    """`cases` mutations of the seed, every fourth read without the backup check; the tally of
+    their outcomes (GptError is clean)."""
     rng = random.Random(seed)
     base = seed_image()
-    counts: Counter[str] = collections.Counter()
-    crashes: List[str] = []
-    slowest = 0.0
-    t0 = time.perf_counter()
-    for i in range(n):
-        data = mutate(rng, base)
-        t = time.perf_counter()
-        try:
-            res = exercise(data, check_backup=i % 4 != 0)
-        except Exception as e:
-            if raise_crash:
-                raise
-            res = "CRASH"
-            crashes.append(f"case {i}: {type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
-        slowest = max(slowest, time.perf_counter() - t)
-        counts[res] += 1
-    return dict(cases=n, seconds=time.perf_counter() - t0, slowest_case=slowest, counts=dict(counts), crashes=crashes)
+    tally = Tally("gpt")
+    for i in range(cases):
+        read = partial(gpt.read_gpt, io.BytesIO(mutate(rng, base)), check_backup=i % 4 != 0)
+        run_case(tally, f"case {i}", read, (GptError,), hang_s=hang_s)
+    return tally
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redox_tools.bench.gpt_fuzz")
-    ap.add_argument("-n", type=int, default=10000)
-    ap.add_argument("--seed", type=int, default=1)
-    a = ap.parse_args(argv)
-    res = run(a.n, a.seed, raise_crash=False)
-    print(f"gpt_fuzz: {res['cases']} cases in {res['seconds']:.1f} s "
-          f"({res['cases'] / res['seconds']:.0f}/s), slowest case {res['slowest_case'] * 1000:.1f} ms")
-    for k, v in sorted(res["counts"].items()):
-        print(f"  {k:<10} {v}")
-    crashes = res["crashes"]
-    print(f"  crashes (non-GptError): {len(crashes)}")
-    for c in crashes[:5]:
-        print(c)
-    return 1 if crashes else 0
+    return bench_main("redox_tools.bench.gpt_fuzz", __doc__, run, argv)
 
 
 if __name__ == "__main__":

@@ -40,12 +40,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.perf_counter()
     for name in a.only or list(TARGETS):
         tally = bounded(TARGETS[name], a.cases, a.seed, hang_s=60)
-        print(tally.line(), flush=True)
-        fails = [OTHER, MEMORY, SLOW] + ([CORRUPT] if name != "redoxfs" else [])
-        if any(tally.counts[c] for c in fails):
+        if tally.report([OTHER, MEMORY, SLOW] + ([CORRUPT] if name != "redoxfs" else [])):
             bad += 1
-        for ex in tally.examples[:5]:
-            print("    " + ex.strip().replace("\n", "\n    ")[-1500:])
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 1 if bad else 0
 

@@ -1,25 +1,26 @@
 """Mutation fuzz of the initfs reader: corrupt valid archives and make sure the reader only ever
 raises `InitfsError` (no IndexError/struct.error/ValueError/RecursionError, no hang).
 
-    python -m redox_tools.bench.initfs_fuzz [--cases 10000] [--seed 1] [--max-seconds-per-case 2]
+    python -m redox_tools.bench.initfs_fuzz [--cases 10000] [--seed 1]
 
-Prints cases / accepted / rejected / failures / time. Exit status 1 if any case failed.
+Prints the outcome classes (redox_tools.fuzz.harness) and the first failures; exit status 1
+if any case failed.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import random
 import struct
 import sys
 import tempfile
-import time
-from typing import List, Optional, Sequence, Tuple
+from functools import partial
+from typing import List, Optional, Sequence
 
 from redox_tools.formats.initfs import (
     TYPE_EXEC, TYPE_FILE, TYPE_SYMLINK, InitfsError, InitfsReader, build_initfs,
 )
+from redox_tools.fuzz.harness import Tally, bench_main, run_case
 from redox_tools.manifest import DIR, FILE, SYMLINK, Entry, Manifest
 
 # initfs.md §11 bootstrap: a bare ELF64 header with e_entry 0x3000
@@ -115,44 +116,20 @@ def exercise(data: bytes) -> None:
     r.check()
 
 
-def run(cases: int = 10000, seed: int = 1) -> Tuple[int, int, int, List[Tuple[int, str]], float, float]:
-    """Returns (cases, accepted, rejected, failures[(case, error)], total seconds, slowest case seconds)."""
+def run(cases: int, seed: int = 1, *, hang_s: int = 0) -> Tally:
+    """`cases` mutations of random seeds; the tally of their outcomes (InitfsError is clean)."""
     rng = random.Random(seed)
     bases = base_images()
     hots = [_hot_offsets(b) for b in bases]
-    accepted = rejected = 0
-    failures: List[Tuple[int, str]] = []
-    slowest = 0.0
-    t0 = time.perf_counter()
+    tally = Tally("initfs")
     for i in range(cases):
         k = rng.randrange(len(bases))
-        data = mutate(rng, bases[k], hots[k])
-        t = time.perf_counter()
-        try:
-            exercise(data)
-            accepted += 1
-        except InitfsError:
-            rejected += 1
-        except Exception as e:  # noqa: BLE001 - any other exception is a reader bug
-            failures.append((i, f"{type(e).__name__}: {e}"))
-        slowest = max(slowest, time.perf_counter() - t)
-    return cases, accepted, rejected, failures, time.perf_counter() - t0, slowest
+        run_case(tally, f"case {i}", partial(exercise, mutate(rng, bases[k], hots[k])), (InitfsError,), hang_s=hang_s)
+    return tally
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redox_tools.bench.initfs_fuzz")
-    ap.add_argument("--cases", type=int, default=10000)
-    ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args(argv)
-    cases, accepted, rejected, failures, secs, slowest = run(args.cases, args.seed)
-    print(f"cases     {cases}")
-    print(f"accepted  {accepted}  (mutation left a valid image)")
-    print(f"rejected  {rejected}  (InitfsError)")
-    print(f"failures  {len(failures)}")
-    print(f"time      {secs:.2f} s  ({cases / secs:.0f} cases/s, slowest case {slowest * 1000:.1f} ms)")
-    for i, err in failures[:20]:
-        print(f"  case {i}: {err}")
-    return 1 if failures else 0
+    return bench_main("redox_tools.bench.initfs_fuzz", __doc__, run, argv)
 
 
 if __name__ == "__main__":

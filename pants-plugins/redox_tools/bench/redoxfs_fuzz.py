@@ -8,21 +8,21 @@ Each case mutates one seed (bit flips, byte/word overwrites with edge values, bl
 truncation) and then opens it, walks it, reads every file and symlink, replays the allocation
 log and runs `check()`, half the cases with checksum verification off so the mutations reach
 the parsers. The only acceptable exception is RedoxFSError; anything else (or a case slower
-than --slow seconds) is a failure. Prints cases, failures, time.
+than 5 s) is a failure. Prints the outcome classes (redox_tools.fuzz.harness) and the first
+failures; exit status 1 if any case failed.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import os
 import random
 import sys
 import tempfile
-import time
-import traceback
-from typing import List, Optional, Sequence, Tuple
+from functools import partial
+from typing import List, Optional, Sequence
 
+from redox_tools.fuzz.harness import Tally, bench_main, run_case
 from redox_tools.manifest import DIR, SYMLINK, Entry, Manifest
 from redox_tools.redoxfs import RedoxFSError, RedoxFSReader, write_redoxfs
 from redox_tools.redoxfs import vectors
@@ -98,44 +98,23 @@ def exercise(img: bytes, verify: bool) -> None:
     fs.check()
 
 
-def run_cases(cases: int, seed: int = 1, slow: float = 5.0) -> Tuple[int, List[str], float]:
-    """Run `cases` mutations; returns (cases run, failure descriptions, slowest case seconds)."""
+def run(cases: int, seed: int = 1, *, hang_s: int = 0) -> Tally:
+    """`cases` mutations of random seeds, every other one read with verification off; the tally
+    of their outcomes (RedoxFSError is clean)."""
     rng = random.Random(seed)
     seeds = seed_images()
     used = [_used_blocks(s) for s in seeds]
-    failures: List[str] = []
-    slowest = 0.0
+    tally = Tally("redoxfs")
     for case in range(cases):
         k = rng.randrange(len(seeds))
-        img = mutate(seeds[k], used[k], rng)
         verify = case % 2 == 0
-        t = time.perf_counter()
-        try:
-            exercise(img, verify)
-        except RedoxFSError:
-            pass
-        except Exception:  # noqa: BLE001 - that is what we are looking for
-            failures.append(f"case {case} (seed image {k}, verify={verify}): {traceback.format_exc(limit=3)}")
-        dt = time.perf_counter() - t
-        slowest = max(slowest, dt)
-        if dt > slow:
-            failures.append(f"case {case} (seed image {k}, verify={verify}): took {dt:.1f} s")
-    return cases, failures, slowest
+        read = partial(exercise, mutate(seeds[k], used[k], rng), verify)
+        run_case(tally, f"case {case} (seed image {k}, verify={verify})", read, (RedoxFSError,), hang_s=hang_s)
+    return tally
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description="mutation fuzzing of the RedoxFS reader")
-    ap.add_argument("--cases", type=int, default=10000)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--slow", type=float, default=5.0, help="seconds after which a case counts as a hang")
-    args = ap.parse_args(argv)
-    t = time.perf_counter()
-    n, failures, slowest = run_cases(args.cases, args.seed, args.slow)
-    dt = time.perf_counter() - t
-    for f in failures[:20]:
-        print(f)
-    print(f"cases: {n}  failures: {len(failures)}  time: {dt:.1f} s ({n / dt:.0f} cases/s, slowest {slowest * 1000:.0f} ms)")
-    return 1 if failures else 0
+    return bench_main("redox_tools.bench.redoxfs_fuzz", __doc__, run, argv)
 
 
 if __name__ == "__main__":

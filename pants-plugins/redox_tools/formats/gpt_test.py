@@ -8,6 +8,7 @@ import pytest
 
 from redox_tools.formats import gpt
 from redox_tools.formats.gpt import EFI_SYSTEM, LINUX_FS, BIOS_BOOT, GptError, Partition
+from redox_tools.fuzz.harness import ACCEPTED, CLEAN, MEMORY, OTHER
 
 S64 = 64 * 1024 * 1024
 DISK_GUID = "11111111-2222-3333-4444-555555555555"
@@ -129,6 +130,6 @@ def test_reader_detects_corruption():
 def test_fuzz_reader_raises_only_gpt_error():
     from redox_tools.bench import gpt_fuzz
 
-    res = gpt_fuzz.run(400, seed=1234)  # any exception but GptError propagates and fails
-    counts = res["counts"]
-    assert counts.get("GptError", 0) > 100 and counts.get("ok", 0) > 20
+    tally = gpt_fuzz.run(400, seed=1234)
+    assert [tally.counts[c] for c in (OTHER, MEMORY)] == [0, 0], tally.examples[:5]
+    assert tally.counts[CLEAN] > 100 and tally.counts[ACCEPTED] > 20

@@ -17,6 +17,7 @@ from redox_tools.formats.initfs import (
     DEFAULT_MAX_SIZE, PAGE_SIZE, TYPE_DIR, TYPE_EXEC, TYPE_FILE, InitfsError, InitfsReader,
     bootstrap_entry, build_initfs, check_bootstrap, main, stored_symlink_target, write_initfs,
 )
+from redox_tools.fuzz.harness import ACCEPTED, CLEAN, MEMORY, OTHER
 from redox_tools.manifest import DIR, FILE, SYMLINK, Entry, Manifest
 
 # ---------------------------------------------------------------------------------------------
@@ -421,9 +422,10 @@ def test_trailing_bytes_after_initfs_size_ignored() -> None:
 def test_mutation_fuzz_small() -> None:
     from redox_tools.bench.initfs_fuzz import run
 
-    cases, accepted, rejected, failures, _, _ = run(cases=400, seed=2024)
-    assert failures == []
-    assert accepted + rejected == cases and accepted > 20 and rejected > 200
+    tally = run(400, seed=2024)
+    assert [tally.counts[c] for c in (OTHER, MEMORY)] == [0, 0], tally.examples[:5]
+    assert tally.counts[ACCEPTED] + tally.counts[CLEAN] == 400
+    assert tally.counts[ACCEPTED] > 20 and tally.counts[CLEAN] > 200
 
 
 def test_mutated_worked_example_only_initfs_error() -> None:

@@ -12,6 +12,7 @@ the limit never touches the calling process (pytest).
 """
 from __future__ import annotations
 
+import argparse
 import collections
 import ctypes
 import gc
@@ -22,7 +23,7 @@ import signal
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Counter, List, Optional, Tuple, Type
+from typing import Any, Callable, Counter, List, Optional, Sequence, Tuple, Type
 
 ACCEPTED = "accepted"
 CLEAN = "clean error"
@@ -53,6 +54,23 @@ class Tally:
         cells = "  ".join(f"{c}: {self.counts[c]}" for c in CLASSES)
         return (f"{self.name:<8} {self.cases():>6} cases  {cells}  | slowest {self.slowest * 1000:.0f} ms, "
                 f"largest RSS growth {self.peak / 2**20:.1f} MiB, {self.seconds:.1f} s")
+
+    def report(self, failing: Sequence[str] = FAILURES) -> bool:
+        """Print the tally's line and its first examples; True when a `failing` class occurred."""
+        print(self.line(), flush=True)
+        for ex in self.examples[:5]:
+            print("    " + ex.strip().replace("\n", "\n    ")[-1500:])
+        return any(self.counts[c] for c in failing)
+
+
+def bench_main(prog: str, doc: str, target: Callable[..., Tally], argv: Optional[Sequence[str]] = None) -> int:
+    """The command line of a one-reader fuzz bench: `--cases N` (or `-n N`) cases of `target`
+    from `--seed`, a case stopped after 60 s; exit status 1 when any case failed."""
+    ap = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n\n")[0])
+    ap.add_argument("--cases", "-n", type=int, default=10000)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args(argv)
+    return 1 if target(a.cases, a.seed, hang_s=60).report() else 0
 
 
 class _Hang(Exception):
