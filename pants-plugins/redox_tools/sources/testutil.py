@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -21,6 +22,13 @@ GIT_ENV = {
     "LC_ALL": "C",
 }
 UNREACHABLE_BASE = "https://127.0.0.1:9"  # closed port: connection refused at once
+
+
+def waited_for_network(message: str) -> bool:
+    """Whether an unreachable-source message says a network timeout ran out (the probe's "no
+    connection ... within N s", git's or a download's "timed out"): what "fails fast" rules out,
+    shown without timing the test (Pants' test timeout catches a hang)."""
+    return "timed out" in message or re.search(r"no connection to \S+ within", message) is not None
 
 
 def git(*args: str, cwd: Optional[Path] = None) -> str:

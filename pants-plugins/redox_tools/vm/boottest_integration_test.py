@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -17,7 +16,7 @@ from redox_tools.vm.config import VmSpec
 from redox_tools.vm.detect import real_kvm
 from redox_tools.vm.qemu import prepare_qemu_files, qemu_argv
 from redox_tools.vm.serial import Milestone, parse_replies, redox_failures
-from redox_tools.vm.testutil import HAVE_QEMU, pids_mentioning
+from redox_tools.vm.testutil import HAVE_QEMU, PATIENT, pids_mentioning
 
 pytestmark = pytest.mark.skipif(not HAVE_QEMU, reason="qemu-system-x86_64/qemu-img/OVMF not installed")
 PLUGINS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,7 +45,7 @@ def test_cli_boottest_passes_on_ovmf_marker(work):
     r = subprocess.run(
         [sys.executable, "-m", "redox_tools.vm", "boottest", "--image", img, "--hypervisor", "qemu",
          "--cpus", "1", "--memory", "256M", "--work-dir", os.path.join(d, "w"),
-         "--milestone", "bds=BdsDxe@20", "--timeout", "30"],
+         "--milestone", f"bds=BdsDxe@{PATIENT}", "--timeout", str(PATIENT)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONPATH=PLUGINS),
     )
@@ -63,20 +62,18 @@ def test_missed_milestone_fails_with_serial_tail_and_kills_vm(work):
     spec = VmSpec(image=img, work_dir=os.path.join(d, "w"), cpus=1, memory_mib=256)
     prepare_qemu_files(spec)
     lines = []
-    t0 = time.monotonic()
     res = run_boottest(
         qemu_argv(spec, "tcg"), spec.serial_log_path,
-        [Milestone("bds", re.compile("BdsDxe"), 20), Milestone("kernel", re.compile("Redox OS starting"), 2)],
-        redox_failures(), timeout=30, qmp_socket=spec.control_socket_path, progress=lines.append,
+        [Milestone("bds", re.compile("BdsDxe"), PATIENT), Milestone("kernel", re.compile("Redox OS starting"), 2)],
+        redox_failures(), timeout=PATIENT, qmp_socket=spec.control_socket_path, progress=lines.append,
     )
-    took = time.monotonic() - t0
+    # the message names the milestone whose 2 s ran out: it failed there, not at the overall timeout
     assert not res.passed
     assert "milestone 'kernel' (/Redox OS starting/) not reached within 2s" in res.message
     assert "reached: bds" in res.message and "elapsed" in res.message
     assert "--- serial log tail" in res.message and "BdsDxe" in res.message
     assert "\x1b" not in res.message
     assert [n for n, _ in res.reached] == ["bds"] and lines[0].endswith("reached: bds")
-    assert took < res.reached[0][1] + 2 + 3  # failed promptly after its 2 s timeout
     assert pids_mentioning(spec.work_dir) == []
 
 
@@ -92,10 +89,10 @@ def test_qmp_internal_error_fails_early(work):
                   extra_args=("-cpu", "qemu64"))
     prepare_qemu_files(spec)
     res = run_boottest(qemu_argv(spec, "kvm"), spec.serial_log_path,
-                       [Milestone("bds", re.compile("BdsDxe"), 20)], timeout=30,
+                       [Milestone("bds", re.compile("BdsDxe"), PATIENT)], timeout=PATIENT,
                        qmp_socket=spec.control_socket_path, progress=None,
                        stderr_path=os.path.join(d, "qemu.err"))
-    assert not res.passed and res.elapsed < 10
+    assert not res.passed  # (the QMP status, not a timeout, ended it)
     assert "QMP status 'internal-error'" in res.message
     assert "KVM internal error" in res.message  # hypervisor stderr is included
 
@@ -111,8 +108,8 @@ def test_serial_replies_type_on_the_console_in_order(work):
     lines = []
     res = run_boottest(
         qemu_argv(spec, "tcg"), spec.serial_log_path,
-        [Milestone("shell", re.compile("Shell> "), 40), Milestone("typed", re.compile("FOO=PANTS42"), 20)],
-        timeout=60, qmp_socket=spec.control_socket_path, progress=lines.append,
+        [Milestone("shell", re.compile("Shell> "), PATIENT), Milestone("typed", re.compile("FOO=PANTS42"), PATIENT)],
+        timeout=PATIENT, qmp_socket=spec.control_socket_path, progress=lines.append,
         serial_replies=parse_replies([r"Shell> =>set FOO PANTS42\r", r"Shell> =>echo FOO=%FOO%\r"]),
         serial_pipe=spec.serial_pipe,
     )

@@ -15,7 +15,7 @@ from redox_tools.vm.control import ControlError, NoVmError, QmpControl, detect_k
 from redox_tools.vm.process import VmProcess
 from redox_tools.vm.qemu import prepare_qemu_files, qemu_argv
 from redox_tools.vm.serial import LogFollower
-from redox_tools.vm.testutil import HAVE_QEMU, pids_mentioning
+from redox_tools.vm.testutil import HAVE_QEMU, PATIENT, pids_mentioning
 
 pytestmark = pytest.mark.skipif(not HAVE_QEMU, reason="qemu-system-x86_64/qemu-img/OVMF not installed")
 
@@ -28,7 +28,7 @@ def start_vm(root, name, **kw):
     spec = VmSpec(image=img, work_dir=os.path.join(root, name), cpus=2, memory_mib=256, **kw)
     prepare_qemu_files(spec)
     vm = VmProcess(qemu_argv(spec, "tcg"), stderr_path=os.path.join(root, name + ".err")).start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENT
     while not os.path.exists(spec.control_socket_path):
         assert vm.poll() is None, vm.stderr_tail()
         assert time.monotonic() < deadline, "QMP socket never appeared"

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from redox_tools.vm.testutil import HAVE_QEMU, pids_mentioning
+from redox_tools.vm.testutil import HAVE_QEMU, PATIENT, pids_mentioning
 
 pytestmark = pytest.mark.skipif(not HAVE_QEMU, reason="qemu-system-x86_64/qemu-img/OVMF not installed")
 PLUGINS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,8 +35,8 @@ def test_signal_kills_vm(sig, code):
     work = os.path.join(root, "w")
     p = subprocess.Popen(
         [sys.executable, "-m", "redox_tools.vm", "boottest", "--image", img, "--hypervisor", "qemu",
-         "--cpus", "1", "--memory", "128", "--work-dir", work, "--milestone", "never=NEVER@60",
-         "--timeout", "60"],
+         "--cpus", "1", "--memory", "128", "--work-dir", work, "--milestone", f"never=NEVER@{PATIENT}",
+         "--timeout", str(PATIENT)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=PLUGINS),
     )
     try:

@@ -11,6 +11,14 @@ OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 HAVE_QEMU = bool(QEMU and shutil.which("qemu-img") and os.path.isfile(OVMF_CODE)
                  and os.path.isfile(OVMF_VARS))
 
+# The deadline (seconds) of anything a test needs to happen: a milestone it must reach, a whole
+# boot, a socket appearing. OVMF under TCG reaches its boot manager in a few seconds on an idle
+# machine, but several VMs on a loaded 2-core machine can take minutes, so a test never depends
+# on being fast; it stays below the targets' Pants timeout (300 s), the real guard, so a hang
+# still fails with the harness's own message. Short deadlines remain only where a test wants
+# one to expire (e.g. a milestone that never comes).
+PATIENT = 200
+
 
 def pids_mentioning(marker: str) -> List[int]:
     """Live processes whose command line contains `marker` (e.g. a test's work dir)."""
