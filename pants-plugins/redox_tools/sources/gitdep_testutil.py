@@ -18,47 +18,27 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Tuple
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
-    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "LC_ALL": "C",
-}
+from redox_tools.sources.testutil import git
+
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = dict(os.environ)
-    env.update(GIT_ENV)
-    p = subprocess.run(
-        ["git", "-c", "protocol.file.allow=always", "-c", "init.defaultBranch=main", *args],
-        cwd=str(cwd), env=env, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    return p.stdout.decode().strip()
 
 
 def _repo_from(src: Path, dest: Path) -> None:
     shutil.copytree(str(src), str(dest))
-    git(dest, "init", "-q")
+    git("init", "-q", cwd=dest)
 
 
 def _commit(repo: Path) -> str:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "fixture")
-    return git(repo, "rev-parse", "HEAD")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "fixture", cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo)
 
 
 @dataclass
@@ -106,7 +86,7 @@ def make(fixture: Path, root: Path) -> GitDepFixture:
     _commit(sub)
     lib = root / "gitdep-lib"
     _repo_from(fixture / "lib", lib)
-    git(lib, "submodule", "add", "-q", "../gitdep-sub", "sub")
+    git("submodule", "add", "-q", "../gitdep-sub", "sub", cwd=lib)
     lib_commit = _commit(lib)
     checksum = make_local_registry(fixture / "registry-crate", "gitdep-reg", "0.1.0", root / "registry")
     return GitDepFixture(str(root), str(lib), f"file://{lib}", lib_commit, str(sub), str(root / "registry"), checksum)
@@ -123,7 +103,7 @@ def make_app(fixture: Path, dest: Path, lib_url: str, commit: str, reg_checksum:
     manifest = dest / "git-dep" / "Cargo.toml"
     manifest.write_text(manifest.read_text().replace("@LIB_URL@", lib_url))
     rev = _commit(dest)
-    return rev, git(dest, "rev-parse", "HEAD^{tree}")
+    return rev, git("rev-parse", "HEAD^{tree}", cwd=dest)
 
 
 def main(argv: list) -> int:
