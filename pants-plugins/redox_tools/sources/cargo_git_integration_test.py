@@ -88,8 +88,8 @@ def test_unreachable_git_dependency_then_both_mirror_forms(made, tmp_path):
     assert "unreachable" in msg and "<mirror>/gitdep-lib.git" in msg
     # A bare mirror of the library and a checkout of its submodule (url ../gitdep-sub -> gitdep-sub).
     mirror = tmp_path / "mirror"
-    fx.git(tmp_path, "clone", "-q", "--mirror", made.lib_url, str(mirror / "gitdep-lib.git"))
-    fx.git(tmp_path, "clone", "-q", f"file://{made.sub}", str(mirror / "gitdep-sub"))
+    fx.git("clone", "-q", "--mirror", made.lib_url, str(mirror / "gitdep-lib.git"), cwd=tmp_path)
+    fx.git("clone", "-q", f"file://{made.sub}", str(mirror / "gitdep-sub"), cwd=tmp_path)
     vendor(made, tmp_path, crate, mirrors=[tmp_path / "empty-mirror", mirror])
     assert sorted(os.listdir(read_index(str(tmp_path / "git"))[0].directory)) == ["gitdep-core-0.4.2", "gitdep-sub-0.1.0"]
 
@@ -109,9 +109,9 @@ def test_tampered_mirror_and_plain_copy_are_refused(made, tmp_path):
     mirror = tmp_path / "mirror"
     checkout = mirror / "gitdep-lib"
     shutil.copytree(made.lib, checkout, symlinks=True)  # a copy of the working repository: loose objects
-    fx.git(tmp_path, "clone", "-q", f"file://{made.sub}", str(mirror / "gitdep-sub"))
+    fx.git("clone", "-q", f"file://{made.sub}", str(mirror / "gitdep-sub"), cwd=tmp_path)
     # Tamper with the stored content of core/src/lib.rs (the object keeps its old id).
-    blob = fx.git(checkout, "rev-parse", "HEAD:core/src/lib.rs")
+    blob = fx.git("rev-parse", "HEAD:core/src/lib.rs", cwd=checkout)
     obj = checkout / ".git" / "objects" / blob[:2] / blob[2:]
     body = b"pub fn answer() -> u32 { 666 }\n"
     obj.chmod(0o644)
