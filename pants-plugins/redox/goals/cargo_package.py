@@ -61,7 +61,14 @@ from redox.target_types import (
     RedoxTargetTripleField,
 )
 from redox.goals.sysroot import SysrootInput, SysrootInputRequest
-from redox.goals.source import UPSTREAM_DIR, PackageSource, PackageSourceRequest
+from redox.goals.source import (
+    UPSTREAM_DIR,
+    OwnSourcesLayout,
+    PackageCode,
+    PackageCodeRequest,
+    PackageSource,
+    PackageSourceRequest,
+)
 from redox.util_rules.package_build import PackageBuildError, PackageBuildRequest, failure_message
 from redox.util_rules.redox_tools import RedoxToolProcess
 from redox.util_rules.staged_tree import (
@@ -134,17 +141,16 @@ async def cargo_package_std(request: CargoPackageStdRequest) -> StdSysroot:
     fs = request.field_set
     # The key reads the crate's Cargo.toml (its profiles) and target JSON: in the `source`
     # checkout, else among the target's own sources.
-    if fs.source.value:
-        upstream = await Get(PackageSource, PackageSourceRequest(fs.address, fs.source.value, fs.source_subdir.value or ""))
-        digest, root = upstream.digest, upstream.root
-    else:
-        sources = await Get(HydratedSources, HydrateSourcesRequest(fs.sources))
-        digest, root = sources.snapshot.digest, crate_dir(fs.address, sources.snapshot.files)
+    code = await Get(
+        PackageCode,
+        PackageCodeRequest(fs.address, fs.source.value, fs.source_subdir.value or "", fs.sources, OwnSourcesLayout.AS_IS),
+    )
+    root = code.root if code.from_checkout else crate_dir(fs.address, code.files)
     return await Get(
         StdSysroot,
         PackageStdRequest(
             address=fs.address,
-            sources_digest=digest,
+            sources_digest=code.digest,
             crate_dir=root,
             triple=triple_of(fs),
             target_spec=fs.target_spec.value,

@@ -12,11 +12,10 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
 from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry, SymlinkEntry
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from redox.goals.source import PackageSource, PackageSourceRequest
+from redox.goals.source import OwnSourcesLayout, PackageCode, PackageCodeRequest
 from redox.target_types import (
     CargoSourceField,
     CargoSourceSubdirField,
@@ -96,18 +95,15 @@ async def build_data_package(field_set: DataPackageFieldSet) -> StagedTree:
     owner = str(address)
     if not field_set.install.value and not field_set.symlinks.value:
         raise PackageBuildError(f"{owner}: neither `install` nor `symlinks` is set, so the package would stage nothing")
-    if field_set.source.value:
-        upstream = await Get(
-            PackageSource, PackageSourceRequest(address, field_set.source.value, field_set.source_subdir.value or "")
-        )
-        digest = upstream.checkout.digest
-        root = upstream.subdir
-    else:
-        hydrated = await Get(HydratedSources, HydrateSourcesRequest(field_set.sources))
-        digest = hydrated.snapshot.digest
-        root = address.spec_path
-    entries = await Get(DigestEntries, Digest, digest)
-    prefix = f"{root}/" if root else ""
+    code = await Get(
+        PackageCode,
+        PackageCodeRequest(
+            address, field_set.source.value, field_set.source_subdir.value or "", field_set.sources, OwnSourcesLayout.AS_IS
+        ),
+    )
+    # Paths are taken relative to the package's root, so only the files' digests reach the tree.
+    entries = await Get(DigestEntries, Digest, code.digest)
+    prefix = f"{code.root}/" if code.root else ""
     by_path = {e.path[len(prefix):]: e for e in entries if isinstance(e, FileEntry) and e.path.startswith(prefix)}
     plan = install_plan(owner, sorted(by_path), dict(field_set.install.value or {}))
     out: List[FileEntry | SymlinkEntry] = [

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pants.core.goals.package import BuiltPackage, OutputPathField, PackageFieldSet
 from pants.engine.fs import AddPrefix, Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from redox.goals.source import PackageSource, PackageSourceRequest
+from redox.goals.source import OwnSourcesLayout, PackageCode, PackageCodeRequest
 from redox.subsystems.toolchain import RedoxToolchainSubsystem
 from redox.target_types import (
     REDOX_TRIPLE,
@@ -59,14 +58,12 @@ async def build_flat_binary(field_set: FlatBinaryFieldSet, toolchain_subsystem: 
     if not field_set.install.value:
         raise PackageBuildError(f"{address}: `install` is empty, so the package would stage nothing")
     # The source first: offline, an unreachable checkout is the message (before building the input).
-    if field_set.source.value:
-        upstream = await Get(
-            PackageSource, PackageSourceRequest(address, field_set.source.value, field_set.source_subdir.value or "")
-        )
-        own, src_dir = upstream.digest, upstream.root
-    else:
-        sources = await Get(HydratedSources, HydrateSourcesRequest(field_set.sources))
-        own, src_dir = sources.snapshot.digest, address.spec_path
+    code = await Get(
+        PackageCode,
+        PackageCodeRequest(
+            address, field_set.source.value, field_set.source_subdir.value or "", field_set.sources, OwnSourcesLayout.AS_IS
+        ),
+    )
     origin = f"the `input` field of {address}"
     resolved, toolchain = await MultiGet(
         Get(ResolvedFile, FileReferenceRequest(field_set.input.value or "", address.spec_path, origin)),
@@ -78,7 +75,7 @@ async def build_flat_binary(field_set: FlatBinaryFieldSet, toolchain_subsystem: 
         "name": address.target_name,
         "input": f"{INPUT_DIR}/{resolved.path}",
         "input_label": f"{resolved.address}={resolved.path}",
-        "src_dir": src_dir,
+        "src_dir": code.root,
         "nasm_source": field_set.nasm_source.value,
         "nasm": toolchain.tools.get("nasm"),
         "lld": toolchain.tools.get("lld"),
@@ -97,7 +94,7 @@ async def build_flat_binary(field_set: FlatBinaryFieldSet, toolchain_subsystem: 
             address,
             "redox_tools.builders.flat_binary",
             spec,
-            await Get(Digest, MergeDigests([own, placed])),
+            await Get(Digest, MergeDigests([code.digest, placed])),
             toolchain,
             dict(field_set.install.value),
             f"flat binary {address}",

@@ -9,12 +9,11 @@ from pants.core.goals.package import BuiltPackage, OutputPathField, PackageField
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, Snapshot
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from redox.goals.cargo_package import CARGO_GIT_DIR, CARGO_VENDOR_DIR, CargoVendor, CargoVendorRequest
-from redox.goals.source import UPSTREAM_DIR, PackageSource, PackageSourceRequest
+from redox.goals.source import OwnSourcesLayout, PackageCode, PackageCodeRequest
 from redox.subsystems.toolchain import RedoxToolchainSubsystem
 from redox.target_types import (
     CargoRustflagsField,
@@ -72,16 +71,19 @@ async def build_make_package(field_set: MakePackageFieldSet, toolchain_subsystem
     triple = field_set.rust_target.value or ""
     if bool(field_set.make.value) == bool(field_set.script.value):
         raise PackageBuildError(f"{address}: set exactly one of `make` (upstream's make runs) or `script`")
-    if field_set.source.value:
-        upstream = await Get(
-            PackageSource, PackageSourceRequest(address, field_set.source.value, field_set.source_subdir.value or "")
-        )
-        tree_digest, src_dir = upstream.digest, upstream.root
-    else:
-        # The package's own tree, laid out like a checkout (the vendor step looks for Cargo.lock there).
-        sources = await Get(HydratedSources, HydrateSourcesRequest(field_set.sources))
-        tree_digest = await Get(Digest, AddPrefix(sources.snapshot.digest, UPSTREAM_DIR))
-        src_dir = "/".join(p for p in (UPSTREAM_DIR, address.spec_path) if p)
+    # Without a `source`, the package's own tree is laid out like a checkout (the vendor step
+    # looks for Cargo.lock there).
+    code = await Get(
+        PackageCode,
+        PackageCodeRequest(
+            address,
+            field_set.source.value,
+            field_set.source_subdir.value or "",
+            field_set.sources,
+            OwnSourcesLayout.UNDER_UPSTREAM,
+        ),
+    )
+    tree_digest, src_dir = code.digest, code.root
     toolchain = await Get(RedoxToolchain, RedoxToolchainRequest(triple, needs_rust_src=True))
 
     # The crates the tree's Cargo.lock pins (the build's only network step, cached by lock).

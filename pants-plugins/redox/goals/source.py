@@ -7,6 +7,7 @@ files), so changing another pin re-fetches nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Dict, List, Optional, Tuple
 
 import toml
@@ -24,7 +25,15 @@ from pants.engine.fs import (
 )
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest, WrappedTarget, WrappedTargetRequest
+from pants.engine.target import (
+    HydratedSources,
+    HydrateSourcesRequest,
+    SourcesField,
+    TransitiveTargets,
+    TransitiveTargetsRequest,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
@@ -185,6 +194,49 @@ async def package_source(request: PackageSourceRequest) -> PackageSource:
     digest = await Get(Digest, AddPrefix(checkout.digest, UPSTREAM_DIR))
     subdir = request.subdir.strip("/")
     return PackageSource(checkout, digest, "/".join(p for p in (UPSTREAM_DIR, subdir) if p), subdir)
+
+
+class OwnSourcesLayout(Enum):
+    """Where a package without a `source` puts its own `sources` in the build sandbox."""
+
+    AS_IS = "as-is"  # at their repository paths, the package rooted at its BUILD file's directory
+    UNDER_UPSTREAM = "under-upstream"  # laid out like a checkout: under UPSTREAM_DIR
+
+
+@dataclass(frozen=True)
+class PackageCodeRequest:
+    """A package's code: its `source` checkout when the field is set, else its own `sources`."""
+
+    owner: Address
+    source: Optional[str]  # the `source` field's value
+    subdir: str  # the `source_subdir` field's value ("" when unset)
+    sources: SourcesField  # the target's own sources, used only without a `source`
+    layout: OwnSourcesLayout
+
+
+@dataclass(frozen=True)
+class PackageCode:
+    digest: Digest  # the checkout under UPSTREAM_DIR, or the own sources placed per the layout
+    root: str  # where the package's files are in `digest`: UPSTREAM_DIR[/subdir], or [UPSTREAM_DIR/]spec_path
+    from_checkout: bool
+    files: Tuple[str, ...]  # the own sources' files as placed in `digest`; () for a checkout (not listed)
+
+
+@rule
+async def package_code(request: PackageCodeRequest) -> PackageCode:
+    if request.source:
+        upstream = await Get(PackageSource, PackageSourceRequest(request.owner, request.source, request.subdir))
+        return PackageCode(upstream.digest, upstream.root, True, ())
+    sources = await Get(HydratedSources, HydrateSourcesRequest(request.sources))
+    if request.layout is OwnSourcesLayout.AS_IS:
+        return PackageCode(sources.snapshot.digest, request.owner.spec_path, False, sources.snapshot.files)
+    placed = await Get(Digest, AddPrefix(sources.snapshot.digest, UPSTREAM_DIR))
+    return PackageCode(
+        placed,
+        "/".join(p for p in (UPSTREAM_DIR, request.owner.spec_path) if p),
+        False,
+        tuple(f"{UPSTREAM_DIR}/{f}" for f in sources.snapshot.files),
+    )
 
 
 @dataclass(frozen=True)

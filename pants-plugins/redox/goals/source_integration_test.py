@@ -1,6 +1,7 @@
 """`redox_cargo_package(source=...)` end to end: fetch a pinned git source, vendor the crates its
 Cargo.lock pins (the fetch phase's network step), build it offline, through Pants' engine. And
 `redox_c_package(source=...)`: a static lib from `source_files` of the same checkout (openlibm's way).
+And the data and make packages' code from the checkout (at its root and at a `source_subdir`).
 
 The upstream is a local git repository (file:// URL) holding a copy of the vendored-dep fixture;
 crates.io is replaced, through `[redox-sources].cargo_config`, by a directory source at the
@@ -22,6 +23,8 @@ from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
 from redox.goals.c_package import CPackageFieldSet
+from redox.goals.data_package import DataPackageFieldSet
+from redox.goals.make_package import MakePackageFieldSet
 from redox.goals.cargo_package import CARGO_VENDOR_DIR, UPSTREAM_DIR, CargoPackageFieldSet, CargoVendor, CargoVendorRequest
 from redox.goals.package_integration_test import (
     READELF,
@@ -97,6 +100,8 @@ def rule_runner(tmp_path_factory: pytest.TempPathFactory) -> RuleRunner:
     rr = redox_rule_runner(
         QueryRule(BuiltPackage, [CargoPackageFieldSet]),
         QueryRule(BuiltPackage, [CPackageFieldSet]),
+        QueryRule(BuiltPackage, [DataPackageFieldSet]),
+        QueryRule(BuiltPackage, [MakePackageFieldSet]),
         QueryRule(SourceCheckout, [SourceCheckoutRequest]),
         QueryRule(RedoxToolchain, [RedoxToolchainRequest]),
         QueryRule(CargoVendor, [CargoVendorRequest]),
@@ -152,6 +157,29 @@ redox_c_package(
     source_files=["src/*.c"],
     output_kind="static_lib",
     install={"libmlib-offline.a": "/usr/lib/libmlib.a"},
+)
+redox_data_package(
+    name="mlib-data",
+    source="3rdparty/test-sources:vdep",
+    source_subdir="mlib",
+    install={"include/*": "/usr/include", "src/twice.c": "/usr/src/mlib/twice.c"},
+)
+redox_data_package(
+    name="root-data",
+    source="3rdparty/test-sources:vdep",
+    install={"include/mlib_defs.h": "/usr/include/mlib_defs.h"},
+)
+redox_data_package(
+    name="data-offline",
+    source="3rdparty/test-sources:gone",
+    install={"include/mlib_defs.h": "/usr/include/mlib_defs.h"},
+)
+redox_make_package(
+    name="mlib-headers",
+    sources=[],
+    source="3rdparty/test-sources:vdep",
+    source_subdir="mlib",
+    script='mkdir -p "$COOKBOOK_STAGE/usr/include" && cp include/mlib.h ../include/mlib_defs.h "$COOKBOOK_STAGE/usr/include/"',
 )
 redox_cargo_package(
     name="no-lock",
@@ -246,6 +274,37 @@ def test_c_package_from_source_checkout(rule_runner: RuleRunner) -> None:
 def test_c_package_from_unreachable_source_fails_with_one_message(rule_runner: RuleRunner) -> None:
     with pytest.raises(ExecutionError) as excinfo:
         package(rule_runner, Address("packages/upstream", target_name="mlib-offline"), CPackageFieldSet)
+    message = str(excinfo.value)
+    assert "SourceUnavailable" in message and "3rdparty/test-sources:gone" in message and "127.0.0.1:9" in message
+    assert "PackageBuildError" not in message
+
+
+@pytest.mark.parametrize(
+    "name, field_set_type, installed",
+    [
+        ("mlib-data", DataPackageFieldSet, {"usr/include/mlib.h": "mlib/include/mlib.h", "usr/src/mlib/twice.c": "mlib/src/twice.c"}),
+        ("root-data", DataPackageFieldSet, {"usr/include/mlib_defs.h": "include/mlib_defs.h"}),
+        (
+            "mlib-headers",
+            MakePackageFieldSet,
+            {"usr/include/mlib.h": "mlib/include/mlib.h", "usr/include/mlib_defs.h": "include/mlib_defs.h"},
+        ),
+    ],
+)
+def test_package_code_from_the_checkout(
+    rule_runner: RuleRunner, name: str, field_set_type, installed: Dict[str, str]
+) -> None:
+    """The package's files are the checkout's, rooted at its `source_subdir` (or its root)."""
+    built = package(rule_runner, Address("packages/upstream", target_name=name), field_set_type)
+    prefix = f"packages.upstream/{name}/"
+    assert {a.relpath for a in built.artifacts} == {prefix + p for p in installed}
+    out = materialize(rule_runner, built, Path(rule_runner.build_root) / f"dist-{name}") / prefix
+    assert {p: (out / p).read_text() for p in installed} == {p: C_UPSTREAM[f] for p, f in installed.items()}
+
+
+def test_data_package_from_unreachable_source_fails_with_one_message(rule_runner: RuleRunner) -> None:
+    with pytest.raises(ExecutionError) as excinfo:
+        package(rule_runner, Address("packages/upstream", target_name="data-offline"), DataPackageFieldSet)
     message = str(excinfo.value)
     assert "SourceUnavailable" in message and "3rdparty/test-sources:gone" in message and "127.0.0.1:9" in message
     assert "PackageBuildError" not in message
