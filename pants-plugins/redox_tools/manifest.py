@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import stat
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from redox_tools.errors import ManifestError
@@ -84,17 +84,17 @@ class Entry:
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str):
-            raise ManifestError(f"entry path {self.path!r} is not a string")
+            raise ManifestError(f"entry path {_json_repr(self.path)} is not a string")
         for name in ("mode", "uid", "gid", "mtime", "size"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ManifestError(f"{self.path}: {name} {v!r} is not a non-negative integer")
+                raise ManifestError(f"{self.path}: {name} {_json_repr(v)} is not a non-negative integer")
         for name in ("source", "sha256", "target", "origin"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):
-                raise ManifestError(f"{self.path}: {name} {v!r} is not a string")
+                raise ManifestError(f"{self.path}: {name} {_json_repr(v)} is not a string")
         if self.kind not in KINDS:
-            raise ManifestError(f"{self.path}: unknown entry kind {self.kind!r} (expected one of {KINDS})")
+            raise ManifestError(f"{self.path}: unknown entry kind {_json_repr(self.kind)} (expected one of {KINDS})")
         object.__setattr__(self, "kind", _KIND_STR[self.kind])  # one shared string per kind
         if not 0 <= self.mode <= 0o7777:
             raise ManifestError(f"{self.path}: mode {self.mode:#o} is not a permission mode (0..0o7777)")
@@ -264,16 +264,20 @@ class Manifest:
     def from_json(cls, data: dict, base_dir: str = ".") -> "Manifest":
         if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
             raise ManifestError(f"not a version-{MANIFEST_VERSION} manifest")
+        if "entries" not in data:
+            raise ManifestError("malformed manifest entry: 'entries'")
+        raw = data["entries"]
+        if not isinstance(raw, list):
+            raise ManifestError("malformed manifest entry: 'entries' is not a list")
+
+        def entries() -> Iterator[Entry]:
+            for i, e in enumerate(raw):
+                raw[i] = None  # each JSON dict is dropped once its Entry exists: lower peak memory
+                yield e if isinstance(e, Entry) else _entry_of(e)
+
         try:
-            raw = data["entries"]
-
-            def entries() -> Iterator[Entry]:
-                for i, e in enumerate(raw):
-                    raw[i] = None  # each JSON dict is dropped once its Entry exists: lower peak memory
-                    yield e if isinstance(e, Entry) else Entry(**e)
-
             return cls(entries(), base_dir)
-        except (TypeError, KeyError) as exc:
+        except TypeError as exc:
             raise ManifestError(f"malformed manifest entry: {exc}") from None
 
     @classmethod
@@ -297,11 +301,44 @@ class Manifest:
                 gc.enable()
 
 
+_ENTRY_KEYS = frozenset(f.name for f in fields(Entry))
+_REQUIRED_KEYS = ("path", "kind", "mode")
+
+
+def _json_repr(v: object) -> str:
+    """A JSON value as error messages show it (the native writer's words): strings and scalars
+    as Python writes them, containers as `[...]` / `{...}`."""
+    if isinstance(v, list):
+        return "[...]"
+    if isinstance(v, dict):
+        return "{...}"
+    return repr(v)
+
+
 def _entry_hook(d: dict) -> object:
     """json object_hook: an entry-shaped object becomes an Entry (ManifestError if invalid)."""
     if "path" in d and "kind" in d and "mode" in d:
+        _check_keys(d)
         return Entry(**d)
     return d
+
+
+def _entry_of(obj: object) -> Entry:
+    """An element of `entries` that the hook did not make an Entry: say what is wrong with it."""
+    if not isinstance(obj, dict):
+        raise ManifestError(f"malformed manifest entry: {_json_repr(obj)} is not an entry")
+    _check_keys(obj)
+    return Entry(**obj)
+
+
+def _check_keys(obj: dict) -> None:
+    """The first unknown key (in the object's order), then the first missing required one."""
+    unknown = next((k for k in obj if k not in _ENTRY_KEYS), None)
+    if unknown is not None:
+        raise ManifestError(f"malformed manifest entry: unexpected key {unknown!r}")
+    missing = next((k for k in _REQUIRED_KEYS if k not in obj), None)
+    if missing is not None:
+        raise ManifestError(f"malformed manifest entry: missing {missing!r}")
 
 
 def _same_content(a: Entry, b: Entry) -> bool:

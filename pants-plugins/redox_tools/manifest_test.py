@@ -273,6 +273,36 @@ def test_load_refuses_bad_json(tmp_path: Path, content: str, message: str) -> No
         Manifest.load(str(p))
 
 
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ('[{"path": "x", "kind": "dir", "mode": 493, "zz": 1, "colour": 1}]', "unexpected key 'zz'"),
+        ('[{"path": "x", "colour": 1}]', "unexpected key 'colour'"),
+        ('[{"path": "x", "mode": 493}]', "missing 'kind'"),
+        ('[{"kind": "dir", "mode": 493}]', "missing 'path'"),
+        ("[5]", "5 is not an entry"),
+        ('["x"]', "'x' is not an entry"),
+        ("[[1]]", "[...] is not an entry"),
+        ("[null]", "None is not an entry"),
+        ("{}", "'entries' is not a list"),
+    ],
+)
+def test_a_malformed_entry_is_named_in_plain_words(tmp_path: Path, entries: str, message: str) -> None:
+    # the native writer's loader says the same (redoxfs/native_integration_test.py)
+    p = tmp_path / "m.json"
+    p.write_text(f'{{"version": 1, "entries": {entries}}}')
+    with pytest.raises(ManifestError) as e:
+        Manifest.load(str(p))
+    assert str(e.value) == f"malformed manifest entry: {message}"
+
+
+def test_a_value_of_the_wrong_type_is_shown_briefly(tmp_path: Path) -> None:
+    p = tmp_path / "m.json"
+    p.write_text('{"version": 1, "entries": [{"path": "l", "kind": "symlink", "mode": 511, "target": {"a": [1]}}]}')
+    with pytest.raises(ManifestError, match=r"^l: target \{\.\.\.\} is not a string$"):
+        Manifest.load(str(p))
+
+
 def test_load_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="cannot read manifest"):
         Manifest.load(str(tmp_path / "nope.json"))

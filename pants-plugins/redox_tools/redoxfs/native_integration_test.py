@@ -332,6 +332,16 @@ def _hostile(tmp: Path) -> Dict[str, Tuple[object, List[str]]]:
         "path escaping the root": (_entries_json([{"path": "../etc", "kind": "dir", "mode": 0o755}]), []),
         "two entries for one path": (_entries_json([{"path": "d", "kind": "dir", "mode": 0o755},
                                                     {"path": "d", "kind": "dir", "mode": 0o700}]), []),
+        # The manifest's shape: both loaders name the first unknown key, the missing one, the
+        # element that is no entry, in the same words.
+        "entry with unknown keys": (_entries_json([{"path": "d", "kind": "dir", "mode": 0o755, "zz": 1, "colour": 2}]),
+                                    []),
+        "entry without a kind": (_entries_json([{"path": "d", "mode": 0o755, "colour": 2}]), []),
+        "entry without a mode": (_entries_json([{"path": "d", "kind": "dir"}]), []),
+        "entry that is not an object": (_entries_json([{"path": "d", "kind": "dir", "mode": 0o755}, "d'x"]), []),
+        "entries not a list": ({"version": 1, "entries": {}}, []),
+        "symlink target not a string": (_entries_json([{"path": "l", "kind": "symlink", "mode": 0o777,
+                                                        "target": {"a": [1]}}]), []),
         # Messages with Python's own wording (a JSON parser's, an OS error's): the start must agree.
         "manifest not JSON": ("{not json", []),
         "manifest missing": (None, []),
@@ -346,6 +356,8 @@ HOSTILE = [
     "sha256 mismatch (records)", "image too small", "size not a multiple of 4096", "manifest of another version",
     "entry with a mode past 0o7777", "file entry without sha256", "entry of an unknown kind", "negative uid",
     "path escaping the root", "two entries for one path", "manifest not JSON", "manifest missing",
+    "entry with unknown keys", "entry without a kind", "entry without a mode", "entry that is not an object",
+    "entries not a list", "symlink target not a string",
 ]
 
 

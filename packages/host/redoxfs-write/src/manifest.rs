@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::Error;
 
@@ -126,55 +126,70 @@ fn uint_field(path: &str, name: &str, v: Option<&Value>) -> Result<u64, Error> {
     }
 }
 
-fn str_field(path: &str, name: &str, v: Option<&Value>) -> Result<Option<String>, Error> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Error::new(format!("{path}: {name} {} is not a string", value_repr(other)))),
+/// One entry's JSON object as parsed: the value of each known key (the last one, as a dict
+/// keeps it) and the first unknown key.
+#[derive(Default)]
+struct RawEntry {
+    values: [Option<Value>; KEYS.len()],
+    unknown: Option<String>,
+}
+
+impl RawEntry {
+    fn get(&self, key: &str) -> Option<&Value> {
+        KEYS.iter().position(|k| *k == key).and_then(|i| self.values[i].as_ref())
+    }
+
+    fn take_str(&mut self, path: &str, key: &str) -> Result<Option<String>, Error> {
+        let i = KEYS.iter().position(|k| *k == key).expect("a known key");
+        match self.values[i].take() {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(Error::new(format!("{path}: {key} {} is not a string", value_repr(&other)))),
+        }
     }
 }
 
-fn entry_of(obj: &Map<String, Value>, manifest_path: &str) -> Result<Entry, Error> {
-    for k in obj.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            return Err(Error::new(format!(
-                "malformed manifest entry in {manifest_path}: unexpected key {}",
-                py_repr(k)
-            )));
-        }
+/// The checks and words of the Python loader, in its order.
+fn entry_of(mut raw: RawEntry) -> Result<Entry, Error> {
+    if let Some(k) = &raw.unknown {
+        return Err(Error::new(format!("malformed manifest entry: unexpected key {}", py_repr(k))));
     }
     for k in ["path", "kind", "mode"] {
-        if !obj.contains_key(k) {
+        if raw.get(k).is_none() {
             return Err(Error::new(format!("malformed manifest entry: missing {}", py_repr(k))));
         }
     }
-    let path = match &obj["path"] {
-        Value::String(s) => s.clone(),
-        other => return Err(Error::new(format!("entry path {} is not a string", value_repr(other)))),
+    let path = match raw.values[0].take() {
+        Some(Value::String(s)) => s,
+        Some(other) => return Err(Error::new(format!("entry path {} is not a string", value_repr(&other)))),
+        None => unreachable!("checked above"),
     };
     let p = path.as_str();
-    let mode = match &obj["mode"] {
-        Value::Number(n) => {
+    let mode = match raw.get("mode") {
+        Some(Value::Number(n)) => {
             n.as_u64().ok_or_else(|| Error::new(format!("{p}: mode {n} is not a non-negative integer")))?
         }
-        other => return Err(Error::new(format!("{p}: mode {} is not a non-negative integer", value_repr(other)))),
+        Some(other) => {
+            return Err(Error::new(format!("{p}: mode {} is not a non-negative integer", value_repr(other))))
+        }
+        None => unreachable!("checked above"),
     };
-    let uid = uint_field(p, "uid", obj.get("uid"))?;
-    let gid = uint_field(p, "gid", obj.get("gid"))?;
-    let mtime = uint_field(p, "mtime", obj.get("mtime"))?;
-    let size = uint_field(p, "size", obj.get("size"))?;
-    let source = str_field(p, "source", obj.get("source"))?;
-    let sha256 = str_field(p, "sha256", obj.get("sha256"))?;
-    let target = str_field(p, "target", obj.get("target"))?;
-    let origin = str_field(p, "origin", obj.get("origin"))?.unwrap_or_default();
-    let kind = match &obj["kind"] {
-        Value::String(s) if s == "file" => Kind::File,
-        Value::String(s) if s == "dir" => Kind::Dir,
-        Value::String(s) if s == "symlink" => Kind::Symlink,
+    let uid = uint_field(p, "uid", raw.get("uid"))?;
+    let gid = uint_field(p, "gid", raw.get("gid"))?;
+    let mtime = uint_field(p, "mtime", raw.get("mtime"))?;
+    let size = uint_field(p, "size", raw.get("size"))?;
+    let source = raw.take_str(p, "source")?;
+    let sha256 = raw.take_str(p, "sha256")?;
+    let target = raw.take_str(p, "target")?;
+    let origin = raw.take_str(p, "origin")?.unwrap_or_default();
+    let kind = match raw.get("kind") {
+        Some(Value::String(s)) if s == "file" => Kind::File,
+        Some(Value::String(s)) if s == "dir" => Kind::Dir,
+        Some(Value::String(s)) if s == "symlink" => Kind::Symlink,
         other => {
             return Err(Error::new(format!(
                 "{p}: unknown entry kind {} (expected one of ('file', 'dir', 'symlink'))",
-                value_repr(other)
+                value_repr(other.unwrap_or(&Value::Null))
             )))
         }
     };
@@ -225,12 +240,10 @@ struct Doc {
 type Bad<'c> = &'c RefCell<Option<Error>>;
 
 struct DocVisitor<'c> {
-    manifest_path: &'c str,
     bad: Bad<'c>,
 }
 
 struct EntriesSeed<'c> {
-    manifest_path: &'c str,
     bad: Bad<'c>,
 }
 
@@ -264,7 +277,7 @@ impl<'de> Visitor<'de> for DocVisitor<'_> {
             match key.as_str() {
                 "version" => doc.version = Some(map.next_value::<Value>()?),
                 "entries" => {
-                    let seed = EntriesSeed { manifest_path: self.manifest_path, bad: self.bad };
+                    let seed = EntriesSeed { bad: self.bad };
                     doc.entries = Some(map.next_value_seed(seed)?);
                 }
                 _ => {
@@ -304,11 +317,7 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(v) = seq.next_element::<Value>()? {
-            let checked = match v {
-                Value::Object(o) => entry_of(&o, self.manifest_path),
-                other => Err(Error::new(format!("malformed manifest entry: {} is not an entry", value_repr(&other)))),
-            };
+        while let Some(checked) = seq.next_element_seed(EntrySeed)? {
             match checked {
                 Ok(e) => out.push(e),
                 Err(e) => {
@@ -321,14 +330,103 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
     }
 }
 
+/// One element of `entries`, parsed straight into its fields (no map per entry: 100 000-entry
+/// manifests), then checked; anything but an object is "not an entry".
+struct EntrySeed;
+
+impl<'de> DeserializeSeed<'de> for EntrySeed {
+    type Value = Result<Entry, Error>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+fn not_an_entry(v: Value) -> Result<Entry, Error> {
+    Err(Error::new(format!("malformed manifest entry: {} is not an entry", value_repr(&v))))
+}
+
+impl<'de> Visitor<'de> for EntrySeed {
+    type Value = Result<Entry, Error>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a manifest entry")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(not_an_entry(Value::Bool(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(not_an_entry(Value::from(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(not_an_entry(Value::from(v)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(not_an_entry(Value::from(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(not_an_entry(Value::String(v.to_string())))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(not_an_entry(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(not_an_entry(Value::Array(Vec::new())))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut raw = RawEntry::default();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match key {
+                Ok(i) => raw.values[i] = Some(map.next_value::<Value>()?),
+                Err(unknown) => {
+                    map.next_value::<IgnoredAny>()?;
+                    raw.unknown.get_or_insert(unknown);
+                }
+            }
+        }
+        Ok(entry_of(raw))
+    }
+}
+
+/// An entry's key: its index in KEYS, or the unknown key itself.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Result<usize, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Result<usize, String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(KEYS.iter().position(|k| *k == v).ok_or_else(|| v.to_string()))
+    }
+}
+
 impl Manifest {
     pub fn load(path: &str) -> Result<Manifest, Error> {
-        let file = std::fs::File::open(path)
+        let bytes = std::fs::read(path)
             .map_err(|e| Error::new(format!("cannot read manifest {path}: {}", crate::strerror(&e))))?;
         let bad = RefCell::new(None);
-        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, file));
-        let parsed =
-            de.deserialize_any(DocVisitor { manifest_path: path, bad: &bad }).and_then(|doc| de.end().map(|_| doc));
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let parsed = de.deserialize_any(DocVisitor { bad: &bad }).and_then(|doc| de.end().map(|_| doc));
         if let Some(e) = bad.into_inner() {
             return Err(e);
         }
