@@ -296,7 +296,7 @@ def test_generated_tree_native_image_checks_and_upstream_reads_it(generated) -> 
 # ---------------------------------------------------------------------------------------------
 
 
-def _entries_json(entries: List[dict]) -> dict:
+def _entries_json(entries: List[object]) -> dict:  # not only entries: hostile ones too
     return {"version": 1, "entries": entries}
 
 
