@@ -135,13 +135,20 @@ struct RawEntry {
 }
 
 impl RawEntry {
+    fn slot(key: &str) -> usize {
+        KEYS.iter().position(|k| *k == key).expect("a known key")
+    }
+
     fn get(&self, key: &str) -> Option<&Value> {
-        KEYS.iter().position(|k| *k == key).and_then(|i| self.values[i].as_ref())
+        self.values[Self::slot(key)].as_ref()
+    }
+
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.values[Self::slot(key)].take()
     }
 
     fn take_str(&mut self, path: &str, key: &str) -> Result<Option<String>, Error> {
-        let i = KEYS.iter().position(|k| *k == key).expect("a known key");
-        match self.values[i].take() {
+        match self.take(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(Error::new(format!("{path}: {key} {} is not a string", value_repr(&other)))),
@@ -159,7 +166,7 @@ fn entry_of(mut raw: RawEntry) -> Result<Entry, Error> {
             return Err(Error::new(format!("malformed manifest entry: missing {}", py_repr(k))));
         }
     }
-    let path = match raw.values[0].take() {
+    let path = match raw.take("path") {
         Some(Value::String(s)) => s,
         Some(other) => return Err(Error::new(format!("entry path {} is not a string", value_repr(&other)))),
         None => unreachable!("checked above"),
