@@ -271,9 +271,12 @@ def test_c_package_from_source_checkout(rule_runner: RuleRunner) -> None:
     assert " T mlib_abs" in symbols and " T mlib_twice" in symbols, symbols
 
 
-def test_c_package_from_unreachable_source_fails_with_one_message(rule_runner: RuleRunner) -> None:
+@pytest.mark.parametrize(
+    "name, field_set_type", [("mlib-offline", CPackageFieldSet), ("data-offline", DataPackageFieldSet)]
+)
+def test_package_from_unreachable_source_fails_with_one_message(rule_runner: RuleRunner, name: str, field_set_type) -> None:
     with pytest.raises(ExecutionError) as excinfo:
-        package(rule_runner, Address("packages/upstream", target_name="mlib-offline"), CPackageFieldSet)
+        package(rule_runner, Address("packages/upstream", target_name=name), field_set_type)
     message = str(excinfo.value)
     assert "SourceUnavailable" in message and "3rdparty/test-sources:gone" in message and "127.0.0.1:9" in message
     assert "PackageBuildError" not in message
@@ -300,11 +303,3 @@ def test_package_code_from_the_checkout(
     assert {a.relpath for a in built.artifacts} == {prefix + p for p in installed}
     out = materialize(rule_runner, built, Path(rule_runner.build_root) / f"dist-{name}") / prefix
     assert {p: (out / p).read_text() for p in installed} == {p: C_UPSTREAM[f] for p, f in installed.items()}
-
-
-def test_data_package_from_unreachable_source_fails_with_one_message(rule_runner: RuleRunner) -> None:
-    with pytest.raises(ExecutionError) as excinfo:
-        package(rule_runner, Address("packages/upstream", target_name="data-offline"), DataPackageFieldSet)
-    message = str(excinfo.value)
-    assert "SourceUnavailable" in message and "3rdparty/test-sources:gone" in message and "127.0.0.1:9" in message
-    assert "PackageBuildError" not in message
