@@ -13,7 +13,9 @@
 * Serial replies (`serial.py`, disk-image.md §10): with `serial_pipe`, the harness creates
   the FIFOs `<serial_pipe>.in`/`.out` before the VM starts and QEMU's serial console uses them
   (still logging to `serial_log`); each reply is typed once its pattern appears in the log,
-  in order, once.
+  in order, once. Milestones (and their screendumps) are taken before replies to the same
+  output: a guest that holds a picture until a key arrives is answered after the picture was
+  taken, so no guest-side wait has to outlast a slow host.
 * Progress lines `[  3.2s] reached: <name>` go to `progress` (stderr from the CLI).
 * The VM (its process group) is always killed at the end, on timeout and on Ctrl-C.
 """
@@ -220,11 +222,6 @@ def run_boottest(
             if console is not None:
                 console.poll()  # drain the guest's output (the log file has it all)
             follower.read_new()  # after poll(): an exited VM's last output is read
-            for r in replier.due(follower.text):
-                t = time.monotonic() - start
-                assert console is not None
-                console.send(r.reply)
-                say(f"[{t:6.1f}s] replied '{show_bytes(r.reply)}' to /{r.pattern.pattern}/")
             for m in tracker.advance(follower.text):
                 t = time.monotonic() - start
                 reached.append((m.name, t))
@@ -234,6 +231,11 @@ def run_boottest(
                 if screen_failure:
                     return result(False, screen_failure)
                 last_mark = time.monotonic()  # the screendump's time is not the next milestone's
+            for r in replier.due(follower.text):
+                t = time.monotonic() - start
+                assert console is not None
+                console.send(r.reply)
+                say(f"[{t:6.1f}s] replied '{show_bytes(r.reply)}' to /{r.pattern.pattern}/")
             bad = tracker.failure(follower.text)
             if bad is not None:
                 return result(False, f"failure pattern {bad[0]!r} seen: {bad[1]!r}")
