@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Union
 
 from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
 from pants.core.goals.test import TestTimeoutField
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
@@ -1286,7 +1287,10 @@ class SystemConfigField(Field):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):  # type: ignore[override]
+    def compute_value(  # type: ignore[override]
+        cls, raw_value: Optional[Union[Dict[str, Any], str]], address: Address
+    ) -> Optional[str]:
+        # (annotated: `./pants help` reads the raw value's type from this signature)
         value = super().compute_value(raw_value, address)
         if value is None or isinstance(value, str):
             return value or "{}"
