@@ -261,8 +261,13 @@ class Manifest:
             f.write("\n")
 
     @classmethod
-    def from_json(cls, data: dict, base_dir: str = ".") -> "Manifest":
+    def from_json(cls, data: dict, base_dir: str = ".", path: Optional[str] = None) -> "Manifest":
+        """`path`: the file `data` came from, named in the error about its version."""
         if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+            if path is not None:  # the native writer's words too (redoxfs/native_integration_test)
+                raise ManifestError(
+                    f'manifest {path}: not a version-{MANIFEST_VERSION} manifest (no "version": {MANIFEST_VERSION})'
+                )
             raise ManifestError(f"not a version-{MANIFEST_VERSION} manifest")
         if "entries" not in data:
             raise ManifestError("malformed manifest entry: 'entries'")
@@ -295,7 +300,9 @@ class Manifest:
                 raise ManifestError(f"cannot read manifest {path}: {exc}") from None
             except TypeError as exc:
                 raise ManifestError(f"malformed manifest entry in {path}: {exc}") from None
-            return cls.from_json(data, base_dir if base_dir is not None else os.path.dirname(os.path.abspath(path)))
+            return cls.from_json(
+                data, base_dir if base_dir is not None else os.path.dirname(os.path.abspath(path)), path
+            )
         finally:
             if gc_was_enabled:
                 gc.enable()

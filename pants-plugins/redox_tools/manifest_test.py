@@ -273,6 +273,14 @@ def test_load_refuses_bad_json(tmp_path: Path, content: str, message: str) -> No
         Manifest.load(str(p))
 
 
+def test_load_names_the_file_of_another_version(tmp_path: Path) -> None:
+    p = tmp_path / "m.json"
+    p.write_text('{"entries": []}')
+    with pytest.raises(ManifestError) as exc:
+        Manifest.load(str(p))
+    assert str(exc.value) == f'manifest {p}: not a version-1 manifest (no "version": 1)'
+
+
 @pytest.mark.parametrize(
     "entries, message",
     [

@@ -38,6 +38,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import BinaryIO, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
+from redox_tools import qcow2
 from redox_tools.errors import FormatError, run_main
 from redox_tools.safeio import atomic_output
 
@@ -1237,7 +1238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     c.add_argument("files", nargs="*", metavar="DEST=SRC")
     for name in ("ls", "cat"):
         p = sub.add_parser(name)
-        p.add_argument("image")
+        p.add_argument("image", help="a FAT volume, or a disk image (raw or qcow2) with --offset")
         if name == "cat":
             p.add_argument("path")
         p.add_argument("--offset", type=int, default=0)
@@ -1260,18 +1261,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         print(f"{a.output}: FAT{geo.fat_type}, {geo.cluster_count} clusters of {geo.cluster_bytes} bytes")
         return 0
-    try:
-        fh = open(a.image, "rb")
-    except OSError as e:
-        raise FatError(f"cannot open {a.image}: {e.strerror}") from None
-    with fh:
-        r = FatReader(fh, a.offset)
-        if a.cmd == "ls":
-            print(f"FAT{r.fat_type} volume id {r.volume_id or 0:08x} label {r.label!r}")
-            for path, ent in r.walk():
-                print(f"{'d' if ent.is_dir else '-'} {ent.size:>10} /{path}")
-        else:
-            sys.stdout.buffer.write(r.read(a.path))
+    with qcow2.raw_path(a.image) as raw:
+        try:
+            fh = open(raw, "rb")
+        except OSError as e:
+            raise FatError(f"cannot open {a.image}: {e.strerror}") from None
+        with fh:
+            r = FatReader(fh, a.offset)
+            if a.cmd == "ls":
+                print(f"FAT{r.fat_type} volume id {r.volume_id or 0:08x} label {r.label!r}")
+                for path, ent in r.walk():
+                    print(f"{'d' if ent.is_dir else '-'} {ent.size:>10} /{path}")
+            else:
+                sys.stdout.buffer.write(r.read(a.path))
     return 0
 
 

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from redox_tools import qcow2
 from redox_tools.formats import fat
 from redox_tools.formats.fat import FatError, FatReader
 from redox_tools.fuzz.harness import ACCEPTED, CLEAN, MEMORY, OTHER
@@ -226,3 +227,19 @@ def test_cli_create_ls_cat(tmp_path, capsys):
     with pytest.raises(FatError, match="DEST=SRC"):
         fat.main(["create", "-o", str(tmp_path / "x.img"), "--size", "1M", "nonsense"])
     assert not (tmp_path / "x.img").exists()
+
+
+def test_cli_reads_a_volume_inside_a_qcow2_disk(tmp_path, capsys):
+    src = tmp_path / "app.efi"
+    src.write_bytes(b"MZ app")
+    esp = tmp_path / "esp.img"
+    assert fat.main(["create", "-o", str(esp), "--size", "1M", f"EFI/BOOT/BOOTX64.EFI={src}"]) == 0
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(1 << 20) + esp.read_bytes() + bytes(1 << 20))
+    qcow = tmp_path / "disk.qcow2"
+    qcow2.from_raw(str(disk), str(qcow))
+    capsys.readouterr()
+    assert fat.main(["ls", str(qcow), "--offset", str(1 << 20)]) == 0
+    assert "/EFI/BOOT/BOOTX64.EFI" in capsys.readouterr().out
+    assert fat.main(["cat", str(qcow), "EFI/BOOT/BOOTX64.EFI", "--offset", str(1 << 20)]) == 0
+    assert capsys.readouterr().out == "MZ app"

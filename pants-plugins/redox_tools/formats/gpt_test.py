@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from redox_tools import qcow2
 from redox_tools.formats import gpt
 from redox_tools.formats.gpt import EFI_SYSTEM, LINUX_FS, BIOS_BOOT, GptError, Partition
 from redox_tools.fuzz.harness import ACCEPTED, CLEAN, MEMORY, OTHER
@@ -133,3 +134,16 @@ def test_fuzz_reader_raises_only_gpt_error():
     tally = gpt_fuzz.run(400, seed=1234)
     assert [tally.counts[c] for c in (OTHER, MEMORY)] == [0, 0], tally.examples[:5]
     assert tally.counts[CLEAN] > 100 and tally.counts[ACCEPTED] > 20
+
+
+def test_cli_reads_a_qcow2_disk_like_its_raw_image(tmp_path, capsys):
+    raw = tmp_path / "disk.img"
+    raw.write_bytes(build().getvalue())
+    qcow = tmp_path / "disk.qcow2"
+    qcow2.from_raw(str(raw), str(qcow))
+    assert gpt.main([str(raw)]) == 0
+    from_raw = capsys.readouterr().out
+    assert gpt.main([str(qcow)]) == 0
+    assert capsys.readouterr().out == from_raw
+    assert "REDOX" in from_raw and from_raw.startswith(f"disk GUID {DISK_GUID}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.img", "disk.qcow2"]  # no copy left

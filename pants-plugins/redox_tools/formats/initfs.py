@@ -36,6 +36,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import BinaryIO, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from redox_tools import qcow2
 from redox_tools.errors import FormatError, run_main
 from redox_tools.manifest import DIR, FILE, SYMLINK, Entry, Manifest, resolve_symlink_target
 
@@ -667,6 +668,11 @@ def open_initfs(path: str) -> InitfsReader:
             data = f.read()
     except OSError as exc:
         raise InitfsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if data[:4] == qcow2.MAGIC:
+        raise InitfsError(
+            f"{path} is a qcow2 disk image, not an initfs: list the initfs inside it with "
+            f"python3 -m redox_tools.image.inspect {path} --initfs"
+        )
     return InitfsReader(data, name=path)
 
 

@@ -477,3 +477,19 @@ def test_cli_subprocess_cat_and_clean_error(tmp_path: Path) -> None:
     img.write_bytes(b"garbage" * 10)
     bad = subprocess.run([sys.executable, "-m", "redox_tools.formats.initfs", "ls", str(img)], capture_output=True, env=env, text=True)
     assert bad.returncode == 2 and "bad magic" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_says_a_qcow2_disk_is_no_initfs(tmp_path: Path) -> None:
+    from redox_tools import qcow2
+
+    raw = tmp_path / "disk.img"
+    raw.write_bytes(spec_image().ljust(1 << 20, b"\0"))
+    qcow = tmp_path / "disk.qcow2"
+    qcow2.from_raw(str(raw), str(qcow))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    bad = subprocess.run([sys.executable, "-m", "redox_tools.formats.initfs", "ls", str(qcow)], capture_output=True, env=env, text=True)
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr == (
+        f"error: {qcow} is a qcow2 disk image, not an initfs: list the initfs inside it with "
+        f"python3 -m redox_tools.image.inspect {qcow} --initfs\n"
+    )

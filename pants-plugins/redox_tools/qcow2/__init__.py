@@ -20,9 +20,11 @@ encryption, no compressed clusters, no external data file.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
+import tempfile
 from dataclasses import dataclass
 from typing import BinaryIO, Dict, Iterator, List, Tuple
 
@@ -293,3 +295,26 @@ def to_raw(path: str, out_path: str) -> int:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
     return h.virtual_size
+
+
+def is_qcow2(path: str) -> bool:
+    """Whether `path` starts with the qcow2 magic (False when it cannot be read: the caller's own
+    open says why)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == MAGIC
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def raw_path(path: str) -> Iterator[str]:
+    """`path` itself, or for a qcow2 image a sparse raw copy of its disk in a temporary
+    directory (removed on exit): a reader of raw disk images takes either."""
+    if not is_qcow2(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="redox-qcow2-") as tmp:
+        raw = os.path.join(tmp, "disk.img")
+        to_raw(path, raw)
+        yield raw

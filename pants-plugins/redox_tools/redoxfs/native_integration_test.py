@@ -27,7 +27,7 @@ from redox_tools.redoxfs import RedoxFSError, size_needed, vectors, write_redoxf
 from redox_tools.redoxfs.format import BLOCK_SIZE, INLINE_MAX
 from redox_tools.redoxfs.native import NativeRedoxFS, find_writer, first_difference, native_redoxfs_writer, native_size_needed
 from redox_tools.redoxfs.tree_testutil import Tree
-from redox_tools.redoxfs.upstream import compare, manifest_listing, upstream_listing, without_dir_sizes
+from redox_tools.redoxfs.upstream import compare, find_tool, manifest_listing, upstream_listing, without_dir_sizes
 
 PLUGINS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MiB = 1 << 20
@@ -325,6 +325,7 @@ def _hostile(tmp: Path) -> Dict[str, Tuple[object, List[str]]]:
         "image too small": (v.to_json(), ["--size", "1M"]),
         "size not a multiple of 4096": (v.to_json(), ["--size", "4097"]),
         "manifest of another version": ({"version": 2, "entries": []}, []),
+        "manifest without a version": ({"entries": []}, []),
         "entry with a mode past 0o7777": (_entries_json([{"path": "d", "kind": "dir", "mode": 0o10000}]), []),
         "file entry without sha256": (_entries_json([{"path": "x", "kind": "file", "mode": 0o644, "source": "/x"}]), []),
         "entry of an unknown kind": (_entries_json([{"path": "p", "kind": "fifo", "mode": 0o644}]), []),
@@ -354,6 +355,7 @@ PREFIX_ONLY = {"manifest not JSON", "manifest missing"}
 HOSTILE = [
     "overlong names", "entry below a file", "missing source", "source size differs", "sha256 mismatch (inline)",
     "sha256 mismatch (records)", "image too small", "size not a multiple of 4096", "manifest of another version",
+    "manifest without a version",
     "entry with a mode past 0o7777", "file entry without sha256", "entry of an unknown kind", "negative uid",
     "path escaping the root", "two entries for one path", "manifest not JSON", "manifest missing",
     "entry with unknown keys", "entry without a kind", "entry without a mode", "entry that is not an object",
@@ -381,6 +383,8 @@ def test_hostile_input_gives_the_reference_error_and_no_output(tmp_path, case) -
         assert res.returncode == 2, f"{name}: exit {res.returncode}: {res.stderr}"
         assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, f"{name}: {res.stderr!r}"
     py, nat = results["python"].stderr, results["native"].stderr
+    if case in ("manifest of another version", "manifest without a version"):  # names the file
+        assert nat == f'error: manifest {mpath}: not a version-1 manifest (no "version": 1)\n'
     if case in PREFIX_ONLY:
         assert nat.startswith(f"error: cannot read manifest {mpath}") and py.startswith(f"error: cannot read manifest {mpath}"), (py, nat)
     else:
@@ -402,3 +406,29 @@ def test_hostile_source_into_an_existing_file_leaves_no_header(tmp_path) -> None
         errors[name] = str(exc.value)
         assert img.read_bytes()[MiB:MiB + 8] == bytes(8)
     assert errors["native"] == errors["ref"]
+
+
+# ---------------------------------------------------------------------------------------------
+# usage
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"], ["create", "--help"], ["size", "-h"]])
+def test_help_prints_the_usage_and_succeeds(args: List[str]) -> None:
+    res = _native(*args)
+    assert (res.returncode, res.stderr) == (0, "")
+    assert res.stdout.startswith("usage: redoxfs-write create --manifest M.json")
+    assert "redoxfs-write size --manifest M.json" in res.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"]])
+def test_redoxfs_list_help_prints_the_usage_and_succeeds(args: List[str]) -> None:
+    res = subprocess.run([find_tool(), *args], capture_output=True, text=True)
+    assert (res.returncode, res.stderr) == (0, "")
+    assert res.stdout == "usage: redoxfs-list IMAGE [--offset BYTES] [--size BYTES]\n"
+
+
+def test_no_command_is_bad_usage() -> None:
+    res = _native()
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith("error: no command\nusage: redoxfs-write create")

@@ -5,6 +5,7 @@
 //!     redoxfs-write create --manifest M.json (-o IMG | --into FILE) --size SIZE [--offset BYTES]
 //!                          [--uuid HEX] [--ctime N] [--base-dir DIR] [-q]
 //!     redoxfs-write size --manifest M.json [--ctime N] [--base-dir DIR]
+//!     redoxfs-write --help
 //!
 //! Relative `source`s are read from the manifest's directory, or from `--base-dir`.
 //! `-o IMG` writes a new sparse file under a temporary name beside IMG and renames it at the
@@ -12,7 +13,7 @@
 //! existing file (a disk image) and nothing else. `--size` takes bytes or K/M/G/T (e.g. 64M), or
 //! `auto` (the smallest size the layout needs, rounded up to whole MiB). `REDOXFS_WRITE_THREADS`
 //! sets the worker threads (default: the machine's cores); the bytes never depend on it.
-//! Exit status: 0 written, 2 bad input or a failed write (one `error:` line on stderr).
+//! Exit status: 0 written (or the usage asked for), 2 bad input or a failed write (one `error:` line on stderr).
 
 mod format;
 mod manifest;
@@ -61,6 +62,13 @@ struct Args {
 }
 
 const USAGE: &str = "usage: redoxfs-write create --manifest M.json (-o IMG | --into FILE) --size SIZE [--offset BYTES] [--uuid HEX] [--ctime N] [--base-dir DIR] [-q]\n       redoxfs-write size --manifest M.json [--ctime N] [--base-dir DIR]";
+
+/// `--help`, `-h` or `help` (in place of the command, or among its arguments): the usage on
+/// stdout, exit status 0.
+fn wants_help(argv: &[String]) -> bool {
+    matches!(argv.first().map(String::as_str), Some("help" | "-h" | "--help"))
+        || argv.iter().skip(1).any(|a| a == "-h" || a == "--help")
+}
 
 fn parse_args(argv: &[String]) -> Result<Args, Error> {
     let mut it = argv.iter();
@@ -257,6 +265,10 @@ fn create(a: &Args, m: &Manifest) -> Result<(), Error> {
 }
 
 fn run(argv: &[String]) -> Result<(), Error> {
+    if wants_help(argv) {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let a = parse_args(argv)?;
     let mut m = Manifest::load(a.manifest.as_deref().unwrap_or(""))?;
     if let Some(dir) = &a.base_dir {

@@ -442,7 +442,7 @@ impl Manifest {
         let base_dir = abs.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
         let doc = match doc {
             Some(d) if d.version == Some(Value::Number(1.into())) => d,
-            _ => return Err(Error::new("not a version-1 manifest")),
+            _ => return Err(Error::new(format!("manifest {path}: not a version-1 manifest (no \"version\": 1)"))),
         };
         let entries = match doc.entries {
             Some(Some(a)) => a,
