@@ -45,7 +45,7 @@ from redox_tools.vm.cli import detect_image_format
 from redox_tools.vm.config import VmSpec
 from redox_tools.vm.qemu import prepare_qemu_files, qemu_argv
 from redox_tools.vm.screen import ScreenCheck, parse_check
-from redox_tools.vm.serial import Milestone, SerialReply, parse_replies
+from redox_tools.vm.serial import REPLY_PRESETS, Milestone, SerialReply, parse_replies
 
 # What the self-test app (packages/fixtures/uefi-selftest) waits for when it has a GOP: Enter at
 # its menu-shaped prompt, then Enter once its block was screendumped (as images:selftest-graphical-boot).
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serial-reply", action="append", default=[], metavar="PATTERN=>REPLY | PRESET",
                    help="as for `python -m redox_tools.vm boottest`: type REPLY (escapes \\r \\n \\t \\e "
                         "\\xHH) on the serial console once PATTERN appears, in order, each once; "
-                        "presets: redox-bootloader-menu. Replaces --graphical's. A reply typed before "
+                        f"presets: {', '.join(sorted(REPLY_PRESETS))}. Replaces --graphical's. A reply typed before "
                         "the marker counts in its time")
     p.add_argument("--no-serial-reply", action="store_true",
                    help="type nothing (not even --graphical's replies)")
