@@ -15,7 +15,8 @@
   (still logging to `serial_log`); each reply is typed once its pattern appears in the log,
   in order, once. Milestones (and their screendumps) are taken before replies to the same
   output: a guest that holds a picture until a key arrives is answered after the picture was
-  taken, so no guest-side wait has to outlast a slow host.
+  taken, so no guest-side wait has to outlast a slow host. `BootResult.replied` says when
+  each reply was typed.
 * Progress lines `[  3.2s] reached: <name>` go to `progress` (stderr from the CLI).
 * The VM (its process group) is always killed at the end, on timeout and on Ctrl-C.
 """
@@ -59,6 +60,7 @@ class BootResult:
     serial_tail: str = ""
     screens: List[str] = field(default_factory=list)  # saved screendumps (PPM paths)
     checks: List[CheckResult] = field(default_factory=list)
+    replied: List[Tuple[str, float]] = field(default_factory=list)  # (reply's label, seconds from start)
 
 
 def screen_file_stem(milestone: str) -> str:
@@ -136,6 +138,7 @@ def run_boottest(
     vm = VmProcess(argv, stderr_path=stderr_path)
     qmp: Optional[QmpControl] = None
     reached: List[Tuple[str, float]] = []
+    replied: List[Tuple[str, float]] = []
     start = time.monotonic()
     last_mark = start
     next_qmp = start
@@ -154,7 +157,8 @@ def run_boottest(
             if err:
                 msg += f"\n--- hypervisor stderr ---\n{err}"
             msg += f"\n--- serial log tail ({shown(serial_log)}) ---\n{tail or '(empty)'}"
-        return BootResult(passed, msg, elapsed, list(reached), exit_code, tail, list(screens), list(check_results))
+        return BootResult(passed, msg, elapsed, list(reached), exit_code, tail, list(screens), list(check_results),
+                          list(replied))
 
     def shown(path: str) -> str:
         return os.path.join(display_dir, os.path.basename(path)) if display_dir else path
@@ -235,6 +239,7 @@ def run_boottest(
                 t = time.monotonic() - start
                 assert console is not None
                 console.send(r.reply)
+                replied.append((r.label, t))
                 say(f"[{t:6.1f}s] replied '{show_bytes(r.reply)}' to /{r.pattern.pattern}/")
             bad = tracker.failure(follower.text)
             if bad is not None:

@@ -116,6 +116,10 @@ def test_serial_replies_type_on_the_console_in_order(work):
     assert res.passed, res.message
     replied = [ln for ln in lines if "replied" in ln]
     assert len(replied) == 2 and "replied 'set FOO PANTS42\\r'" in replied[0], lines
+    # the result has them too, in order, when typed: after the first prompt, before `typed`
+    assert [label for label, _t in res.replied] == [r"Shell> =>set FOO PANTS42\r", r"Shell> =>echo FOO=%FOO%\r"]
+    shell_t, typed_t = (t for _n, t in res.reached)
+    assert shell_t <= res.replied[0][1] <= res.replied[1][1] <= typed_t
     with open(spec.serial_log_path, "rb") as f:
         log = f.read()
     assert b"UEFI Interactive Shell" in log and b"FOO=PANTS42" in log
