@@ -87,7 +87,9 @@ DEFAULT_TIMEOUT = 900.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 LOW_SPEED_LIMIT = 1000  # bytes/s ...
 LOW_SPEED_TIME = 30  # ... sustained for this many seconds aborts a git transfer
-MIRROR_HINT = "then set [redox-sources].mirror_dirs"
+MIRROR_HINT = "then set [redox-sources].mirror_dirs"  # what `./pants package` reads
+# fetch_all/update_pins run as commands (update-pins, `python -m redox_tools.sources`): --mirror
+CLI_MIRROR_HINT = "then pass --mirror <dir> (update-pins: ./pants run 3rdparty/redox:update-pins -- --mirror <dir>)"
 
 Log = Optional[Callable[[str], None]]
 
@@ -150,7 +152,7 @@ class SourcesUnavailable(ToolError):
                 items.append(f"{u.name} ({what}: {u.reason}" + (f"; {u.extra}" if u.extra else "") + ")")
             parts.append(
                 "unreachable: " + ", ".join(items) + " — copy a checkout to <mirror>/<name> or a bare mirror "
-                f"to <mirror>/<name>.git (submodules: <mirror>/<repo name>), {MIRROR_HINT}"
+                f"to <mirror>/<name>.git (submodules: <mirror>/<repo name>), {CLI_MIRROR_HINT}"
             )
         if self.failures:
             parts.append("failed: " + "; ".join(str(e) for _, e in self.failures))

@@ -252,7 +252,7 @@ def test_fetch_all_lists_every_unreachable_source_in_one_error(up, tmp_path):
     assert "\n" not in msg and msg.startswith("4 of 5 sources could not be fetched")
     assert {u.name for u in err.unreachable} == {"alpha", "beta", "gamma"}
     for frag in (f"alpha ({UNREACHABLE_BASE}/alpha.git", "beta (https://nonexistent.invalid/beta.git",
-                 f"gamma (submodule libsub {UNREACHABLE_BASE}/libsub.git", "[redox-sources].mirror_dirs",
+                 f"gamma (submodule libsub {UNREACHABLE_BASE}/libsub.git", "then pass --mirror <dir>",
                  "failed: [sources.delta]: tree hash mismatch"):
         assert frag in msg
     assert [r.name for r in err.results] == ["good"] and (tmp_path / "all" / "good" / "a.txt").exists()
