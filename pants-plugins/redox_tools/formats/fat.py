@@ -1261,19 +1261,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         print(f"{a.output}: FAT{geo.fat_type}, {geo.cluster_count} clusters of {geo.cluster_bytes} bytes")
         return 0
-    with qcow2.raw_path(a.image) as raw:
-        try:
-            fh = open(raw, "rb")
-        except OSError as e:
-            raise FatError(f"cannot open {a.image}: {e.strerror}") from None
-        with fh:
-            r = FatReader(fh, a.offset)
-            if a.cmd == "ls":
-                print(f"FAT{r.fat_type} volume id {r.volume_id or 0:08x} label {r.label!r}")
-                for path, ent in r.walk():
-                    print(f"{'d' if ent.is_dir else '-'} {ent.size:>10} /{path}")
-            else:
-                sys.stdout.buffer.write(r.read(a.path))
+    with qcow2.open_disk(a.image, FatError) as fh:
+        r = FatReader(fh, a.offset)
+        if a.cmd == "ls":
+            print(f"FAT{r.fat_type} volume id {r.volume_id or 0:08x} label {r.label!r}")
+            for path, ent in r.walk():
+                print(f"{'d' if ent.is_dir else '-'} {ent.size:>10} /{path}")
+        else:
+            sys.stdout.buffer.write(r.read(a.path))
     return 0
 
 

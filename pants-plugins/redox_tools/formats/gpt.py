@@ -381,13 +381,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m redox_tools.formats.gpt", description="print a GPT partition table")
     ap.add_argument("image", help="a raw disk image or a qcow2 one (read through a temporary raw copy)")
     a = ap.parse_args(argv)
-    with qcow2.raw_path(a.image) as raw:
-        try:
-            fh = open(raw, "rb")
-        except OSError as e:
-            raise GptError(f"cannot open {a.image}: {e.strerror}") from None
-        with fh:
-            h, parts = read_gpt(fh)
+    with qcow2.open_disk(a.image, GptError) as fh:
+        h, parts = read_gpt(fh)
     print(f"disk GUID {h.disk_guid}, usable LBAs {h.first_usable}..{h.last_usable}")
     for p in parts:
         print(f"{p.index + 1:>3} {p.name:<12} {p.type_name:<18} {p.first_lba:>10} {p.last_lba:>10} {p.size_bytes:>14}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import struct
-import tempfile
 import uuid
 from typing import Any, BinaryIO, List, Optional, Sequence, Tuple
 
@@ -207,15 +206,8 @@ def describe_fat(fh: BinaryIO, offset: int, size: Optional[int]) -> List[str]:
 
 
 def inspect_image(path: str, *, tree: bool = False, initfs: bool = False) -> str:
-    try:
-        with open(path, "rb") as f:
-            is_qcow2 = f.read(4) == qcow2.MAGIC
-    except OSError as e:
-        raise InspectError(f"cannot open {path}: {e.strerror}") from None
-    if is_qcow2:
-        with tempfile.TemporaryDirectory(prefix="redox-inspect-") as tmp:
-            raw = os.path.join(tmp, "disk.img")
-            qcow2.to_raw(path, raw)
+    if qcow2.is_qcow2(path):
+        with qcow2.raw_path(path) as raw:
             return f"{path}: qcow2 image\n" + inspect_image(raw, tree=tree, initfs=initfs).replace(raw, path)
     try:
         fh = open(path, "rb")

@@ -26,7 +26,7 @@ import stat
 import struct
 import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO, Dict, Iterator, List, Tuple
+from typing import BinaryIO, Callable, Dict, Iterator, List, Tuple
 
 from redox_tools.errors import FormatError
 
@@ -318,3 +318,16 @@ def raw_path(path: str) -> Iterator[str]:
         raw = os.path.join(tmp, "disk.img")
         to_raw(path, raw)
         yield raw
+
+
+@contextlib.contextmanager
+def open_disk(path: str, error: Callable[[str], Exception]) -> Iterator[BinaryIO]:
+    """The disk of `path` (raw, or a qcow2 image's through `raw_path`) open for reading; a file
+    that cannot be opened raises `error("cannot open PATH: why")`, the caller's own error."""
+    with raw_path(path) as raw:
+        try:
+            fh = open(raw, "rb")
+        except OSError as e:
+            raise error(f"cannot open {path}: {e.strerror}") from None
+        with fh:
+            yield fh
