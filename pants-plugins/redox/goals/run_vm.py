@@ -224,9 +224,10 @@ def vm_run_args(
     return args
 
 
-def vm_control_args(action: str, socket: str, extra: Sequence[str]) -> List[str]:
-    """`python -m redox_tools.vm` arguments for one control action on `socket`."""
-    return ["ctl", action, "--socket", socket, *extra]
+def vm_control_args(action: str, socket: str, extra: Sequence[str], vm_spec: str) -> List[str]:
+    """`python -m redox_tools.vm` arguments for one control action on `socket`, the dev-mode VM
+    `vm_spec` (its address: what to run when none is up)."""
+    return ["ctl", action, "--socket", socket, f"--start-with=./pants run {vm_spec}", *extra]
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -383,7 +384,7 @@ async def run_redox_vm_control(
             f"{origin}: {vm_address} has no control socket at a known path; give it `dev_mode=True`"
         )
     socket = control_socket_path(build_root.path, vm_address.spec_path, vm_address.target_name)
-    args = vm_control_args(field_set.action.value or "", socket, field_set.args.value or ())
+    args = vm_control_args(field_set.action.value or "", socket, field_set.args.value or (), vm_address.spec)
     return _tool_run_request(venv, pex_env, venv.pex.digest, args)
 
 

@@ -56,8 +56,8 @@ def test_dev_mode_socket_is_at_the_known_path() -> None:
 
 def test_control_args_name_the_dev_socket() -> None:
     sock = control_socket_path(ROOT, "runners", "d")
-    assert vm_control_args("resize-memory", sock, ["--size=1G"]) == [
-        "ctl", "resize-memory", "--socket", sock, "--size=1G"
+    assert vm_control_args("resize-memory", sock, ["--size=1G"], "runners:d") == [
+        "ctl", "resize-memory", "--socket", sock, "--start-with=./pants run runners:d", "--size=1G"
     ]
 
 

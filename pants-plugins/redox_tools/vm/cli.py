@@ -277,6 +277,7 @@ def debug_exit_status(code: int) -> Tuple[int, str]:
 def cmd_ctl(a: argparse.Namespace) -> int:
     sock = a.socket or os.path.join(DEFAULT_RUN_DIR, "control.sock")
     kind = {"ch": "cloud-hypervisor"}.get(a.kind, a.kind)
+    ctl.check_socket(sock, start_with=a.start_with)
     with ctl.open_control(sock, kind, timeout=a.timeout) as c:
         if a.action == "pause":
             out = c.pause()
@@ -371,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--destination", default=None, help="snapshot directory (cloud-hypervisor)")
     c.add_argument("--size", default=None, help="resize-memory target (1024M, 2G)")
     c.add_argument("--timeout", type=float, default=30.0)
+    c.add_argument("--start-with", default="run", metavar="COMMAND",
+                   help="how to start the VM, for the error when none is running (default: run)")
     c.set_defaults(func=cmd_ctl)
 
     v = sub.add_parser("argv", help="print the hypervisor command line (nothing is started)")

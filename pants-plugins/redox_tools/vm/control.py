@@ -69,9 +69,10 @@ def _no_vm(socket_path: str, why: str) -> NoVmError:
     return NoVmError(f"no VM is running on control socket {socket_path}: {why}")
 
 
-def _check_socket(socket_path: str) -> None:
+def check_socket(socket_path: str, start_with: str = "run") -> None:
+    """NoVmError unless the socket exists; `start_with` is the command the message suggests."""
     if not os.path.exists(socket_path):
-        raise _no_vm(socket_path, "the socket does not exist (start one with `run`)")
+        raise _no_vm(socket_path, f"the socket does not exist (start one with `{start_with}`)")
 
 
 def detect_kind(socket_path: str, timeout: float = 1.0) -> str:
@@ -83,7 +84,7 @@ def detect_kind(socket_path: str, timeout: float = 1.0) -> str:
             return kind
     except (OSError, ValueError):
         pass
-    _check_socket(socket_path)
+    check_socket(socket_path)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.settimeout(timeout)
@@ -126,7 +127,7 @@ class QmpControl:
 
         if self._qmp is not None:
             return self
-        _check_socket(self.socket_path)
+        check_socket(self.socket_path)
         self._loop = asyncio.new_event_loop()
         qmp = QMPClient("redox-vm")
         try:
@@ -253,7 +254,7 @@ class ChControl:
         self._base = "http+unix://" + urllib.parse.quote(os.path.abspath(socket_path), safe="") + "/api/v1/"
 
     def connect(self) -> "ChControl":
-        _check_socket(self.socket_path)
+        check_socket(self.socket_path)
         return self
 
     def close(self) -> None:
@@ -268,7 +269,7 @@ class ChControl:
     def request(self, method: str, endpoint: str, body: Optional[Dict[str, Any]] = None) -> Any:
         import requests
 
-        _check_socket(self.socket_path)
+        check_socket(self.socket_path)
         try:
             r = self._session.request(method, self._base + endpoint, json=body, timeout=self.timeout)
         except requests.ConnectionError as e:

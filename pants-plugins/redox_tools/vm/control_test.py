@@ -114,3 +114,11 @@ def test_cli_ctl_no_vm_is_one_error_line(sockdir, capsys):
     assert r.stderr.strip().splitlines() == [
         f"error: no VM is running on control socket {sock}: the socket does not exist (start one with `run`)"
     ]
+    # through Pants (runners:info etc.) the message names the dev-mode runner to start
+    r = subprocess.run([sys.executable, "-m", "redox_tools.vm", "ctl", "info", "--socket", sock,
+                        "--start-with=./pants run runners:cloud-hypervisor-dev"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: no VM is running on control socket {sock}: the socket does not exist "
+        "(start one with `./pants run runners:cloud-hypervisor-dev`)"
+    ]
