@@ -4,29 +4,21 @@ the marker's time includes the one typed before it."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from redox_tools.bench.boot_selftest import main
 from redox_tools.vm.testutil import HAVE_QEMU, PATIENT
+from redox_tools.packaged_testutil import packaged
 
 pytestmark = pytest.mark.skipif(not HAVE_QEMU, reason="qemu-system-x86_64/qemu-img/OVMF not installed")
 
 IMAGE = "images/selftest.qcow2"  # the test target's runtime_package_dependencies build it
-BUILDROOT = Path(__file__).resolve().parents[3]
 RUN = re.compile(r"run 1: marker (\d+\.\d\d)s  total (\d+\.\d\d)s")
 
 
-def image() -> str:
-    for cand in (Path(IMAGE), BUILDROOT / "dist" / IMAGE):
-        if cand.is_file():
-            return str(cand.resolve())
-    raise AssertionError(f"{IMAGE} is missing: ./pants package images:selftest builds it into dist/{IMAGE}")
-
-
 def test_graphical_boot_answers_both_prompts_and_checks_the_block(capsys):
-    code = main([image(), "-n", "1", "--expect-exit", "51", "--timeout", str(PATIENT), "--graphical",
+    code = main([packaged(IMAGE), "-n", "1", "--expect-exit", "51", "--timeout", str(PATIENT), "--graphical",
                  "--marker", "SELFTEST: gop", "--screen-check", "region 400,300,200,150 #ff00ff"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -43,7 +35,7 @@ def test_graphical_boot_answers_both_prompts_and_checks_the_block(capsys):
 
 
 def test_without_a_display_nothing_is_typed(capsys):
-    code = main([image(), "-n", "1", "--expect-exit", "51", "--timeout", str(PATIENT),
+    code = main([packaged(IMAGE), "-n", "1", "--expect-exit", "51", "--timeout", str(PATIENT),
                  "--marker", "SELFTEST: no gop"])
     out = capsys.readouterr().out
     assert code == 0, out

@@ -19,6 +19,7 @@ from redox_tools import qcow2
 from redox_tools.formats import gpt
 from redox_tools.bench.redoxfs_throughput import make_tree
 from redox_tools.manifest import Manifest
+from redox_tools.packaged_testutil import packaged
 from redox_tools.redoxfs import RedoxFSError, RedoxFSReader, size_needed, vectors, write_redoxfs
 from redox_tools.redoxfs.format import BLOCK_SIZE, INLINE_MAX
 from redox_tools.redoxfs.upstream import (
@@ -33,15 +34,6 @@ from redox_tools.redoxfs.upstream import (
 
 SELFTEST_IMAGE = "images/selftest.qcow2"  # a qcow2 package output: read through its raw image
 REDOXFS_AR_REL = "packages.host/redoxfs-crate/bin/redoxfs-ar"
-BUILDROOT = Path(__file__).resolve().parents[3]
-
-
-def _built(rel: str) -> str:
-    for cand in (Path(rel), BUILDROOT / "dist" / rel):
-        if cand.is_file():
-            return str(cand.resolve())
-    raise AssertionError(f"{rel} is missing: the test target's runtime_package_dependencies build it "
-                         f"(by hand: ./pants package the target, it lands in dist/{rel})")
 
 
 def _write_image(manifest: Manifest, path: Path, **kw) -> None:
@@ -108,7 +100,7 @@ def make_varied_tree(root: Path) -> None:
 
 
 def test_selftest_image_is_read_by_upstream_as_its_manifest_says(tmp_path) -> None:
-    built = _built(SELFTEST_IMAGE)
+    built = packaged(SELFTEST_IMAGE)
     manifest = Manifest.load(built + ".manifest.json")
     image = str(tmp_path / "selftest.img")
     qcow2.to_raw(built, image)
@@ -175,7 +167,7 @@ def test_generated_200mb_tree_is_read_by_upstream(tmp_path) -> None:
 def _redoxfs_ar(tree: Path, img: Path, size: int = 64 << 20) -> None:
     with open(img, "wb") as f:
         f.truncate(size)
-    res = subprocess.run([_built(REDOXFS_AR_REL), str(img), str(tree)], stdout=subprocess.PIPE,
+    res = subprocess.run([packaged(REDOXFS_AR_REL), str(img), str(tree)], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
     assert res.returncode == 0 and "created filesystem" in res.stdout, res.stdout
 

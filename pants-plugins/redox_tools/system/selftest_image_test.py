@@ -5,22 +5,14 @@ installs five rootfs and four initfs drivers with upstream-format pcid/xhcid con
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 from redox_tools import qcow2
 from redox_tools.formats import gpt
 from redox_tools.formats.initfs import InitfsReader
 from redox_tools.redoxfs import RedoxFSReader
+from redox_tools.packaged_testutil import packaged
 
 IMAGE = "images/selftest.qcow2"  # the test target's runtime_package_dependencies build it
-BUILDROOT = Path(__file__).resolve().parents[3]
-
-
-def built(rel: str) -> str:
-    for cand in (Path(rel), BUILDROOT / "dist" / rel):
-        if cand.is_file():
-            return str(cand.resolve())
-    raise AssertionError(f"{rel} is missing: ./pants package images:selftest builds it into dist/{rel}")
 
 
 def commands(data: bytes):
@@ -29,7 +21,7 @@ def commands(data: bytes):
 
 def test_selftest_image_holds_exactly_the_chosen_drivers(tmp_path):
     raw = str(tmp_path / "selftest.img")
-    qcow2.to_raw(built(IMAGE), raw)
+    qcow2.to_raw(packaged(IMAGE), raw)
     with open(raw, "rb") as f:
         _h, parts = gpt.read_gpt(f)
         (redox,) = [p for p in parts if p.name == "REDOX"]
