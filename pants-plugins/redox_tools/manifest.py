@@ -264,11 +264,8 @@ class Manifest:
     def from_json(cls, data: dict, base_dir: str = ".", path: Optional[str] = None) -> "Manifest":
         """`path`: the file `data` came from, named in the error about its version."""
         if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
-            if path is not None:  # the native writer's words too (redoxfs/native_integration_test)
-                raise ManifestError(
-                    f'manifest {path}: not a version-{MANIFEST_VERSION} manifest (no "version": {MANIFEST_VERSION})'
-                )
-            raise ManifestError(f"not a version-{MANIFEST_VERSION} manifest")
+            where = f"manifest {path}: " if path is not None else ""  # the native writer's words too
+            raise ManifestError(f'{where}not a version-{MANIFEST_VERSION} manifest (no "version": {MANIFEST_VERSION})')
         if "entries" not in data:
             raise ManifestError("malformed manifest entry: 'entries'")
         raw = data["entries"]
